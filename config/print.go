@@ -1,0 +1,77 @@
+package config
+
+import (
+	"bytes"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Redacted returns the effective configuration as YAML with every secret
+// replaced by "<redacted>".
+func (c *Config) Redacted() []byte {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	_ = enc.Encode(c)
+	_ = enc.Close()
+	return b.Bytes()
+}
+
+// Reference returns the configuration reference: each key, its
+// variables and flag, its default and what it does, as a Markdown table.
+func Reference() string {
+	d := Default()
+	var b bytes.Buffer
+	b.WriteString("| file key | variables | flag | default | meaning |\n|---|---|---|---|---|\n")
+	for _, s := range settings {
+		flag := ""
+		if s.Flag != "" {
+			flag = "`--" + s.Flag + "`"
+		}
+		vars := ""
+		for i, e := range s.Env {
+			if i > 0 {
+				vars += ", "
+			}
+			vars += "`" + e + "`"
+		}
+		b.WriteString("| `" + s.Key + "` | " + vars + " | " + flag + " | " + defaultOf(d, s.Key) + " | " + s.Doc + " |\n")
+	}
+	return b.String()
+}
+
+func defaultOf(d *Config, key string) string {
+	var root yaml.Node
+	if err := root.Encode(d); err != nil {
+		return ""
+	}
+	n := &root
+	for _, part := range splitKey(key) {
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == part {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return ""
+		}
+		n = next
+	}
+	if n.Kind != yaml.ScalarNode || n.Value == "" {
+		return ""
+	}
+	return "`" + n.Value + "`"
+}
+
+func splitKey(k string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(k); i++ {
+		if k[i] == '.' {
+			out = append(out, k[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, k[start:])
+}
