@@ -1,0 +1,452 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ambassador-proxy/ambassador/cluster"
+	"github.com/ambassador-proxy/ambassador/protocols/redis/resp"
+)
+
+// nodePool is the frontend's state for one backend node: the shared,
+// multiplexed connections (one set per RESP version) and idle dedicated
+// connections (for WATCH, blocking commands and Pub/Sub).
+type nodePool struct {
+	f    *Frontend
+	node *cluster.Node
+	addr string
+
+	mu      sync.Mutex
+	shared  [4][]*backendConn // by protocol version (2 or 3)
+	idle    []*backendConn    // dedicated connections to reuse
+	closed  bool
+	version string
+}
+
+func (p *nodePool) sharedConn(proto int, clientID uint64) *backendConn {
+	p.mu.Lock()
+	conns := p.shared[proto]
+	if conns == nil {
+		n := p.f.poolSize()
+		conns = make([]*backendConn, n)
+		for i := range conns {
+			conns[i] = newBackendConn(p, proto, false)
+		}
+		p.shared[proto] = conns
+	}
+	p.mu.Unlock()
+	return conns[clientID%uint64(len(conns))]
+}
+
+// dedicated returns a connection of the node used by one client only.
+func (p *nodePool) dedicated(proto int) *backendConn {
+	p.mu.Lock()
+	for i := len(p.idle) - 1; i >= 0; i-- {
+		bc := p.idle[i]
+		p.idle = p.idle[:i]
+		if bc.proto == proto && bc.usable() {
+			p.mu.Unlock()
+			return bc
+		}
+		bc.close(errRecycled)
+	}
+	p.mu.Unlock()
+	return newBackendConn(p, proto, true)
+}
+
+const maxIdleDedicated = 8
+
+// release returns a dedicated connection whose state is clean (no WATCH,
+// no subscription, nothing pending) for reuse.
+func (p *nodePool) release(bc *backendConn) {
+	if !bc.usable() {
+		bc.close(errRecycled)
+		return
+	}
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= maxIdleDedicated {
+		p.mu.Unlock()
+		bc.close(errRecycled)
+		return
+	}
+	p.idle = append(p.idle, bc)
+	p.mu.Unlock()
+}
+
+func (p *nodePool) close() {
+	p.mu.Lock()
+	p.closed = true
+	var all []*backendConn
+	for _, s := range p.shared {
+		all = append(all, s...)
+	}
+	all = append(all, p.idle...)
+	p.idle = nil
+	p.mu.Unlock()
+	for _, bc := range all {
+		bc.close(errNodeRemoved)
+	}
+}
+
+var (
+	errRecycled    = errors.New("connection recycled")
+	errNodeRemoved = errors.New("node removed from the configuration")
+	errShutdown    = errors.New("ambassador shutting down")
+)
+
+// backendConn is one connection to a node. Requests of many clients are
+// appended to out under mu and written by whichever sender finds no write
+// in progress, so that concurrent clients' batches merge into one write;
+// the reader goroutine matches replies to pending requests in order.
+type backendConn struct {
+	pool      *nodePool
+	proto     int
+	dedicated bool
+
+	mu      sync.Mutex
+	conn    net.Conn
+	gen     uint64 // increments with every connection
+	dialing bool
+	writing bool
+	out     []byte
+	spare   []byte
+	pending []*request // sent or queued, awaiting replies, in order
+	lastErr error
+	retryAt time.Time
+	backoff time.Duration
+	closed  bool // closed for good (node removed, dedicated recycled)
+}
+
+func newBackendConn(p *nodePool, proto int, dedicated bool) *backendConn {
+	return &backendConn{pool: p, proto: proto, dedicated: dedicated}
+}
+
+func (bc *backendConn) usable() bool {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	return bc.conn != nil && !bc.closed && len(bc.pending) == 0
+}
+
+const maxKeepBuf = 64 << 10
+
+// send queues the commands in parts (written in order) with their
+// requests and writes them unless another sender is writing. The requests
+// complete (with a reply or an error) exactly once each. It returns the
+// connection generation the requests went to.
+func (bc *backendConn) send(parts [][]byte, reqs []*request) uint64 {
+	bc.mu.Lock()
+	if bc.closed {
+		err := bc.lastErr
+		bc.mu.Unlock()
+		failAll(reqs, bc.pool.addr, err)
+		return 0
+	}
+	if bc.conn == nil && !bc.dialing {
+		if now := time.Now(); now.Before(bc.retryAt) {
+			err := bc.lastErr
+			bc.mu.Unlock()
+			failAll(reqs, bc.pool.addr, err)
+			return 0
+		}
+		bc.dialing = true
+		bc.appendLocked(parts, reqs)
+		bc.mu.Unlock()
+		conn, err := bc.pool.f.dialBackend(bc.pool, bc.proto)
+		bc.mu.Lock()
+		bc.dialing = false
+		if err != nil {
+			bc.lastErr = err
+			bc.backoff = min(max(bc.backoff*2, 50*time.Millisecond), 2*time.Second)
+			bc.retryAt = time.Now().Add(bc.backoff)
+			pending := bc.pending
+			bc.pending = nil
+			bc.out = bc.out[:0]
+			bc.mu.Unlock()
+			bc.pool.node.Observe(0, err)
+			failAll(pending, bc.pool.addr, err)
+			return 0
+		}
+		bc.backoff = 0
+		bc.lastErr = nil
+		bc.conn = conn
+		bc.gen++
+		gen := bc.gen
+		bc.pool.f.goBackground(func() { bc.readLoop(conn, gen) })
+	} else {
+		bc.appendLocked(parts, reqs)
+		if bc.dialing || bc.writing {
+			gen := bc.gen
+			if bc.dialing {
+				gen++ // the connection being dialled
+			}
+			bc.mu.Unlock()
+			return gen
+		}
+	}
+	gen := bc.gen
+	bc.flushLocked()
+	bc.mu.Unlock()
+	return gen
+}
+
+func (bc *backendConn) appendLocked(parts [][]byte, reqs []*request) {
+	for _, p := range parts {
+		bc.out = append(bc.out, p...)
+	}
+	bc.pending = append(bc.pending, reqs...)
+}
+
+// flushLocked writes out until it is empty; mu is released during writes
+// so that other senders can append (their data goes out with the next
+// write of this loop).
+func (bc *backendConn) flushLocked() {
+	bc.writing = true
+	timeout := bc.pool.f.requestTimeout()
+	for len(bc.out) > 0 && bc.conn != nil {
+		buf := bc.out
+		bc.out = bc.spare[:0]
+		conn := bc.conn
+		bc.mu.Unlock()
+		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+		_, err := conn.Write(buf)
+		bc.mu.Lock()
+		if cap(buf) <= maxKeepBuf {
+			bc.spare = buf[:0]
+		} else {
+			bc.spare = nil
+		}
+		if err != nil {
+			bc.lastErr = fmt.Errorf("write: %w", err)
+			if bc.conn == conn {
+				conn.Close() // the reader fails what is pending
+			}
+			break
+		}
+	}
+	bc.writing = false
+}
+
+// abort closes the connection of generation gen, if it is still the
+// current one: every pending request fails with err. Clients call it when
+// a request times out.
+func (bc *backendConn) abort(gen uint64, err error) {
+	bc.mu.Lock()
+	if bc.conn != nil && bc.gen == gen {
+		bc.lastErr = err
+		bc.conn.Close()
+	}
+	bc.mu.Unlock()
+}
+
+// close closes the connection for good.
+func (bc *backendConn) close(err error) {
+	bc.mu.Lock()
+	bc.closed = true
+	bc.lastErr = err
+	if bc.conn != nil {
+		bc.conn.Close()
+	}
+	bc.mu.Unlock()
+}
+
+// readLoop reads replies and completes pending requests in order until
+// the connection fails; then it fails every request still pending.
+func (bc *backendConn) readLoop(conn net.Conn, gen uint64) {
+	buf := make([]byte, 16<<10)
+	r, w := 0, 0
+	var local []*request
+	li := 0
+	var readErr error
+	for {
+		for r < w {
+			n, err := resp.ReplyLen(buf[r:w])
+			if err == resp.ErrIncomplete {
+				break
+			}
+			if err != nil {
+				readErr = fmt.Errorf("bad reply from backend: %w", err)
+				break
+			}
+			if li == len(local) {
+				bc.mu.Lock()
+				local = append(local[:0], bc.pending...)
+				clear(bc.pending)
+				bc.pending = bc.pending[:0]
+				bc.mu.Unlock()
+				li = 0
+			}
+			if li == len(local) {
+				readErr = errors.New("reply without a request")
+				break
+			}
+			req := local[li]
+			if req.complete(buf[r : r+n]) {
+				local[li] = nil
+				li++
+			}
+			r += n
+		}
+		if readErr != nil {
+			break
+		}
+		if r == w {
+			r, w = 0, 0
+			if len(buf) > maxKeepBuf {
+				buf = make([]byte, 16<<10)
+			}
+		} else if r > 0 && (w == len(buf) || r > len(buf)/2) {
+			copy(buf, buf[r:w])
+			w -= r
+			r = 0
+		}
+		if w == len(buf) {
+			nb := make([]byte, 2*len(buf))
+			copy(nb, buf[:w])
+			buf = nb
+		}
+		n, err := conn.Read(buf[w:])
+		w += n
+		if err != nil {
+			readErr = err
+			break
+		}
+	}
+	conn.Close()
+	bc.mu.Lock()
+	var pending []*request
+	pending = append(pending, local[li:]...)
+	if bc.gen == gen {
+		bc.conn = nil
+		if bc.lastErr == nil {
+			bc.lastErr = readErr
+		}
+		pending = append(pending, bc.pending...)
+		bc.pending = nil
+		bc.out = bc.out[:0]
+	}
+	err := bc.lastErr
+	if err == nil {
+		err = readErr
+	}
+	closed := bc.closed
+	bc.mu.Unlock()
+	if len(pending) > 0 && !closed {
+		bc.pool.node.Observe(0, err)
+	}
+	failAll(pending, bc.pool.addr, err)
+}
+
+func failAll(reqs []*request, addr string, err error) {
+	for _, r := range reqs {
+		if r != nil {
+			r.fail(addr, err)
+		}
+	}
+}
+
+// dialBackend connects to the node and authenticates, selecting the RESP
+// version.
+func (f *Frontend) dialBackend(p *nodePool, proto int) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.limits.ConnectionTimeout.D())
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+		_ = tc.SetKeepAlive(true)
+	}
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	version, err := f.handshake(conn, proto)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	if version != "" {
+		p.mu.Lock()
+		p.version = version
+		p.mu.Unlock()
+		f.version.Store(&version)
+	}
+	return conn, nil
+}
+
+// handshake sends HELLO (with AUTH when configured) and returns the
+// server's version. Servers without HELLO get AUTH alone (RESP2 only).
+func (f *Frontend) handshake(conn net.Conn, proto int) (string, error) {
+	cfg := f.cfg()
+	cmd := []string{"HELLO", fmt.Sprint(proto)}
+	if pw := cfg.Password.Reveal(); pw != "" {
+		user := cfg.Username
+		if user == "" {
+			user = "default"
+		}
+		cmd = append(cmd, "AUTH", user, pw)
+	}
+	reply, err := roundTrip(conn, resp.AppendCommandStrings(nil, cmd...))
+	if err != nil {
+		return "", err
+	}
+	if resp.IsError(reply) {
+		msg := resp.ErrorText(reply)
+		if proto == 2 && bytes.HasPrefix([]byte(msg), []byte("ERR unknown command")) {
+			// Redis before 6: AUTH only.
+			if pw := cfg.Password.Reveal(); pw != "" {
+				reply, err = roundTrip(conn, resp.AppendCommandStrings(nil, "AUTH", pw))
+				if err != nil {
+					return "", err
+				}
+				if resp.IsError(reply) {
+					return "", fmt.Errorf("AUTH: %s", resp.ErrorText(reply))
+				}
+			}
+			return "", nil
+		}
+		return "", fmt.Errorf("HELLO: %s", msg)
+	}
+	elems, _, _, err := resp.Elems(reply, nil)
+	if err != nil {
+		return "", nil
+	}
+	for i := 0; i+1 < len(elems); i += 2 {
+		if k, _ := resp.Bulk(elems[i]); string(k) == "version" {
+			v, _ := resp.Bulk(elems[i+1])
+			return string(v), nil
+		}
+	}
+	return "", nil
+}
+
+// roundTrip writes a command and reads one whole reply, for handshakes
+// and probes.
+func roundTrip(conn net.Conn, cmd []byte) ([]byte, error) {
+	if _, err := conn.Write(cmd); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, 1024)
+	tmp := make([]byte, 4096)
+	for {
+		n, err := conn.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if l, perr := resp.ReplyLen(buf); perr == nil {
+			return buf[:l], nil
+		} else if perr != resp.ErrIncomplete {
+			return nil, perr
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(buf) > 1<<20 {
+			return nil, errors.New("handshake reply too large")
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package redis
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/ambassador-proxy/ambassador/protocols/redis/resp"
+)
+
+// hBlocking runs a blocking command (BLPOP, BLMOVE, BZPOPMIN, XREAD
+// BLOCK, ...) alone, on a connection of the client's own to the node of
+// its keys, so that it never stalls other clients. The reply may take
+// the command's timeout plus the request timeout; with timeout 0 it waits
+// as long as the client stays connected.
+func hBlocking(c *client, rt *route, cmd resp.Command, start int) {
+	block, ok := blockTimeout(rt.name, cmd.Args)
+	if !ok {
+		hKeyed(c, rt, cmd, start) // XREAD without BLOCK: an ordinary command
+		return
+	}
+	pool, err := c.keysNode(rt, cmd.Args)
+	if err != nil {
+		c.localError(replyFor(err))
+		return
+	}
+	if pool == nil {
+		if pool, err = c.anyNode(); err != nil {
+			c.localError(replyFor(err))
+			return
+		}
+	}
+	if c.deferUnlessFirst(start) {
+		return
+	}
+	c.forward(c.blocker(pool), cmd, start)
+	c.setBlockTimeout(block)
+	c.barrier = true
+}
+
+func (c *client) setBlockTimeout(block time.Duration) {
+	if block < 0 {
+		c.timeout = -1
+		c.watchClient = true
+		return
+	}
+	c.timeout = block + c.f.requestTimeout()
+	if block > time.Second {
+		c.watchClient = true
+	}
+}
+
+// blocker returns the client's own connection to a node for blocking
+// commands, kept for the client's life.
+func (c *client) blocker(pool *nodePool) *backendConn {
+	if bc, ok := c.blockers[pool]; ok {
+		return bc
+	}
+	if c.blockers == nil {
+		c.blockers = map[*nodePool]*backendConn{}
+	}
+	bc := pool.dedicated(c.proto)
+	c.blockers[pool] = bc
+	return bc
+}
+
+// blockTimeout returns how long a blocking command may block: negative
+// for "forever" (0). ok is false when the command will not block.
+func blockTimeout(name string, args [][]byte) (d time.Duration, ok bool) {
+	var raw []byte
+	ms := false
+	switch name {
+	case "blmpop", "bzmpop":
+		raw = args[1]
+	case "xread", "xreadgroup":
+		for i := 1; i+1 < len(args); i++ {
+			if bytes.EqualFold(args[i], []byte("streams")) {
+				break
+			}
+			if bytes.EqualFold(args[i], []byte("block")) {
+				raw = args[i+1]
+				ms = true
+				break
+			}
+		}
+		if raw == nil {
+			return 0, false
+		}
+	case "wait", "waitaof":
+		raw = args[len(args)-1]
+		ms = true
+	default:
+		raw = args[len(args)-1]
+	}
+	v, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, true // the node replies with the error at once
+	}
+	if v == 0 {
+		return -1, true
+	}
+	if ms {
+		return time.Duration(v * float64(time.Millisecond)), true
+	}
+	return time.Duration(v * float64(time.Second)), true
+}
+
+// hWait runs WAIT on every node over the client's own connections and
+// answers the smallest count.
+func hWait(c *client, rt *route, cmd resp.Command, start int) {
+	block, _ := blockTimeout("wait", cmd.Args)
+	if c.deferUnlessFirst(start) {
+		return
+	}
+	nodes := c.f.cl.Nodes()
+	parent := c.addReq()
+	parent.merge = mergeMin
+	raw := cmd.Raw
+	if raw == nil {
+		raw = c.encode(cmd.Args)
+	}
+	for _, n := range nodes {
+		if !n.Up() {
+			continue
+		}
+		sub := c.newReq()
+		parent.subs = append(parent.subs, sub)
+		c.forwardBytes(c.blocker(c.f.poolOf(n)), sub, raw)
+	}
+	if len(parent.subs) == 0 {
+		parent.merge = nil
+		parent.reply = resp.AppendError(parent.reply[:0], "ERR no backend node is available")
+		return
+	}
+	c.setBlockTimeout(block)
+	c.barrier = true
+}
+
+func mergeMin(c *client, r *request) {
+	if c.firstError(r) {
+		return
+	}
+	var m int64 = math.MaxInt64
+	for _, s := range r.subs {
+		v, _ := resp.Int(s.reply)
+		m = min(m, v)
+	}
+	c.out = resp.AppendInt(c.out, m)
+}

@@ -1,0 +1,533 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ambassador-proxy/ambassador/protocols/frontend"
+	"github.com/ambassador-proxy/ambassador/protocols/redis/resp"
+)
+
+const (
+	initialReadBuf = 4 << 10
+	maxBatch       = 1024 // commands dispatched before their replies are written
+)
+
+// client is one client connection. One goroutine runs it: it reads what
+// the client has pipelined, routes every command, hands each backend
+// connection its share in one go, waits once for all replies, and writes
+// them in order with one write.
+type client struct {
+	f    *Frontend
+	conn net.Conn
+	id   uint64
+	ctx  context.Context
+
+	rbuf   []byte
+	r, w   int
+	need   int // bytes the partial command at rbuf[r:] needs in all
+	parser resp.Parser
+	out    []byte
+
+	reqs         []*request // this batch's replies, in order
+	free         []*request
+	stages       []stage
+	outstanding  atomic.Int32
+	wake         chan struct{}
+	arena        arena
+	barrier      bool          // run the batch now (before parsing further)
+	timeout      time.Duration // of this batch; 0 = the request timeout; <0 = none
+	watchClient  bool          // watch the client socket while waiting (long blocking commands)
+	tmp          [][]byte
+	keyIdx       []int
+	groups       []group
+	extra        int            // replies completed by Pub/Sub relays in this batch
+	hidden       []*request     // requests whose replies the client does not see
+	releaseLater []*backendConn // dedicated connections to release after the batch
+	cur          *route         // the route being dispatched
+	deferred     bool           // the command was put back for the next batch
+	started      time.Time
+
+	proto  int
+	authed bool
+	user   string
+	name   string
+	quit   bool
+	libs   [2]string // CLIENT SETINFO lib-name, lib-ver
+
+	tx       *txState
+	watch    *dedicatedState
+	blockers map[*nodePool]*backendConn
+	ps       *pubsub
+
+	wmu sync.Mutex // guards writes to conn (Pub/Sub relays write too)
+}
+
+// stage is what one batch sends to one backend connection.
+type stage struct {
+	bc       *backendConn
+	parts    [][]byte
+	reqs     []*request
+	gen      uint64
+	runStart int // rbuf offsets of the last part when it is a run of rbuf
+	runEnd   int
+}
+
+func (f *Frontend) newClient(ctx context.Context, conn net.Conn) *client {
+	c := &client{
+		f:       f,
+		conn:    conn,
+		id:      f.nextID.Add(1),
+		ctx:     ctx,
+		wake:    make(chan struct{}, 1),
+		proto:   2,
+		authed:  !f.authRequired(),
+		started: time.Now(),
+	}
+	c.parser.Limits = resp.Limits{MaxBulkLen: f.cfg().MaxBulkLen, MaxMultibulkLen: f.cfg().MaxMultibulkLen}
+	return c
+}
+
+// serve runs the connection until it ends and returns why.
+func (c *client) serve() (reason frontend.CloseReason) {
+	defer c.cleanup()
+	for {
+		if c.r == c.w || c.need > c.w-c.r {
+			if reason, ok := c.read(); !ok {
+				return reason
+			}
+		}
+		for c.r < c.w && len(c.reqs) < maxBatch && !c.barrier {
+			cmd, n, need, err := c.parser.Parse(c.rbuf[c.r:c.w])
+			if err == resp.ErrIncomplete {
+				c.need = need
+				break
+			}
+			c.need = 0
+			if err != nil {
+				var pe *resp.ProtocolError
+				errors.As(err, &pe)
+				c.f.log.Info("protocol error; closing client", "client", c.conn.RemoteAddr().String(), "error", pe.Error())
+				c.f.metrics.protocolErrors.Inc()
+				c.localError("ERR " + pe.Error())
+				c.runBatch()
+				return frontend.ReasonProtocolError
+			}
+			c.r += n
+			if len(cmd.Args) == 0 {
+				continue
+			}
+			c.dispatch(cmd, c.r-n)
+		}
+		if len(c.reqs) > 0 {
+			if !c.runBatch() {
+				return frontend.ReasonWriteError
+			}
+		}
+		if c.quit {
+			return frontend.ReasonClientClosed
+		}
+		select {
+		case <-c.f.srv.Draining():
+			if c.r == c.w && c.tx == nil {
+				return frontend.ReasonShutdown
+			}
+		default:
+		}
+	}
+}
+
+// read reads more from the client into rbuf, growing it for a large
+// command and shrinking it after a burst.
+func (c *client) read() (frontend.CloseReason, bool) {
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+		if cap(c.rbuf) > maxKeepBuf {
+			c.rbuf = nil
+		}
+	}
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, initialReadBuf)
+	}
+	need := max(c.need, c.w-c.r+1)
+	if need > len(c.rbuf)-c.r {
+		if need <= len(c.rbuf) {
+			copy(c.rbuf, c.rbuf[c.r:c.w])
+		} else {
+			size := max(need, 2*len(c.rbuf))
+			if size > 2*maxKeepBuf && need <= 2*maxKeepBuf {
+				size = 2 * maxKeepBuf
+			}
+			nb := make([]byte, size)
+			copy(nb, c.rbuf[c.r:c.w])
+			c.rbuf = nb
+		}
+		c.w -= c.r
+		c.r = 0
+	} else if c.w == len(c.rbuf) {
+		copy(c.rbuf, c.rbuf[c.r:c.w])
+		c.w -= c.r
+		c.r = 0
+	}
+	idle := c.f.limits.IdleTimeout.D()
+	if idle > 0 && c.ps == nil && len(c.blockers) == 0 {
+		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
+	}
+	n, err := c.conn.Read(c.rbuf[c.w:])
+	c.w += n
+	if err != nil {
+		if n > 0 {
+			return 0, true // serve what came with the error first
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			select {
+			case <-c.f.srv.Draining():
+				return frontend.ReasonShutdown, false
+			default:
+			}
+			if idle > 0 {
+				return frontend.ReasonIdleTimeout, false
+			}
+		}
+		if isClosed(err) {
+			return frontend.ReasonClientClosed, false
+		}
+		return frontend.ReasonReadError, false
+	}
+	return 0, true
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, errEOF) || errors.Is(err, errConnReset)
+}
+
+// newReq appends a reply slot to the batch.
+func (c *client) newReq() *request {
+	var r *request
+	if n := len(c.free); n > 0 {
+		r = c.free[n-1]
+		c.free = c.free[:n-1]
+	} else {
+		r = &request{c: c}
+	}
+	return r
+}
+
+func (c *client) addReq() *request {
+	r := c.newReq()
+	r.rt = c.cur
+	c.reqs = append(c.reqs, r)
+	return r
+}
+
+// localReply appends a reply made by the ambassador; the bytes are
+// written with the batch, in order.
+func (c *client) localReply(b []byte) {
+	r := c.addReq()
+	r.reply = append(r.reply[:0], b...)
+}
+
+func (c *client) localError(msg string) {
+	r := c.addReq()
+	r.reply = resp.AppendError(r.reply[:0], msg)
+}
+
+func (c *client) localOK() {
+	r := c.addReq()
+	r.reply = resp.AppendOK(r.reply[:0])
+}
+
+// stageFor returns the stage of bc in this batch.
+func (c *client) stageFor(bc *backendConn) *stage {
+	for i := range c.stages {
+		if c.stages[i].bc == bc {
+			return &c.stages[i]
+		}
+	}
+	if len(c.stages) < cap(c.stages) {
+		c.stages = c.stages[:len(c.stages)+1]
+		s := &c.stages[len(c.stages)-1]
+		s.bc = bc
+		s.runStart, s.runEnd = -1, -1
+		return s
+	}
+	c.stages = append(c.stages, stage{bc: bc, runStart: -1, runEnd: -1})
+	return &c.stages[len(c.stages)-1]
+}
+
+// forwardRaw sends the client's command bytes rbuf[start:end] to bc for r.
+func (c *client) forwardRaw(bc *backendConn, r *request, start, end int) {
+	s := c.stageFor(bc)
+	if s.runEnd == start && len(s.parts) > 0 {
+		s.runEnd = end
+		s.parts[len(s.parts)-1] = c.rbuf[s.runStart:end]
+	} else {
+		s.runStart, s.runEnd = start, end
+		s.parts = append(s.parts, c.rbuf[start:end])
+	}
+	s.reqs = append(s.reqs, r)
+}
+
+// forwardBytes sends command bytes made by the ambassador (in the arena).
+func (c *client) forwardBytes(bc *backendConn, r *request, cmd []byte) {
+	s := c.stageFor(bc)
+	s.runStart, s.runEnd = -1, -1
+	s.parts = append(s.parts, cmd)
+	s.reqs = append(s.reqs, r)
+}
+
+// finish is called once per completed backend request (by any goroutine).
+func (c *client) finish() {
+	if c.outstanding.Add(-1) == 0 {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// runBatch sends the staged commands, waits for every reply and writes
+// the batch's replies in order. It reports false when writing failed.
+func (c *client) runBatch() bool {
+	start := time.Now()
+	total := 0
+	for i := range c.stages {
+		total += len(c.stages[i].reqs)
+	}
+	if total > 0 || c.extra > 0 {
+		c.outstanding.Add(int32(total))
+		for i := range c.stages {
+			s := &c.stages[i]
+			s.gen = s.bc.send(s.parts, s.reqs)
+		}
+		c.wait()
+	}
+	for _, r := range c.reqs {
+		if r.merge != nil {
+			r.merge(c, r)
+		} else {
+			c.out = append(c.out, r.reply...)
+		}
+	}
+	ok := c.flushOut()
+	d := time.Since(start)
+	for _, r := range c.reqs {
+		if r.rt != nil {
+			c.f.metrics.observe(r.rt, d)
+		}
+	}
+	for _, bc := range c.releaseLater {
+		bc.pool.release(bc)
+	}
+	clear(c.releaseLater)
+	c.releaseLater = c.releaseLater[:0]
+	c.resetBatch()
+	return ok
+}
+
+// flushOut writes c.out to the client.
+func (c *client) flushOut() bool {
+	if len(c.out) == 0 {
+		return true
+	}
+	c.wmu.Lock()
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
+	_, err := c.conn.Write(c.out)
+	c.wmu.Unlock()
+	if cap(c.out) > maxKeepBuf {
+		c.out = nil
+	} else {
+		c.out = c.out[:0]
+	}
+	return err == nil
+}
+
+func (c *client) resetBatch() {
+	for _, r := range c.hidden {
+		r.reset()
+		c.free = append(c.free, r)
+	}
+	clear(c.hidden)
+	c.hidden = c.hidden[:0]
+	c.extra = 0
+	for _, r := range c.reqs {
+		for _, s := range r.subs {
+			s.reset()
+			c.free = append(c.free, s)
+		}
+		r.reset()
+		c.free = append(c.free, r)
+	}
+	clear(c.reqs)
+	c.reqs = c.reqs[:0]
+	if len(c.free) > 4*maxBatch {
+		clear(c.free[maxBatch:])
+		c.free = c.free[:maxBatch]
+	}
+	for i := range c.stages {
+		s := &c.stages[i]
+		clear(s.parts)
+		s.parts = s.parts[:0]
+		clear(s.reqs)
+		s.reqs = s.reqs[:0]
+		s.bc = nil
+	}
+	c.stages = c.stages[:0]
+	c.arena.reset()
+	c.barrier = false
+	c.timeout = 0
+	c.watchClient = false
+}
+
+// wait blocks until every request of the batch completed. A request
+// timeout aborts the backend connections still owing replies, which fails
+// their requests; a client that goes away during a long blocking command
+// aborts it too.
+func (c *client) wait() {
+	timeout := c.timeout
+	if timeout == 0 {
+		timeout = c.f.requestTimeout()
+	}
+	var timer *time.Timer
+	var tc <-chan time.Time
+	if timeout > 0 {
+		timer = time.NewTimer(timeout)
+		defer timer.Stop()
+		tc = timer.C
+	}
+	var ahead chan readResult
+	if c.watchClient {
+		ahead = c.readAhead()
+	}
+	for {
+		if c.outstanding.Load() == 0 {
+			if ahead != nil {
+				c.stopReadAhead(ahead)
+			}
+			return
+		}
+		select {
+		case <-c.wake:
+		case <-tc:
+			c.abortStages(errTimeout)
+			tc = nil
+			// The aborted connections fail their requests at once; wait
+			// for that (and abort again if a dial was in flight).
+			timer.Reset(c.f.requestTimeout())
+			tc = timer.C
+		case res := <-ahead:
+			ahead = nil
+			if res.err != nil && res.n == 0 && !errors.Is(res.err, os.ErrDeadlineExceeded) {
+				// The client went away: cancel its blocking command.
+				c.quit = true
+				c.abortStages(errClientGone)
+				continue
+			}
+			c.w += res.n
+			if c.w < len(c.rbuf) {
+				ahead = c.readAhead()
+			}
+		}
+	}
+}
+
+var errClientGone = errors.New("client went away")
+
+func (c *client) abortStages(err error) {
+	for i := range c.stages {
+		s := &c.stages[i]
+		s.bc.abort(s.gen, err)
+	}
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+// readAhead reads from the client into the free end of rbuf while the
+// batch waits, to notice a client that closes during a blocking command.
+func (c *client) readAhead() chan readResult {
+	if c.rbuf == nil || c.w == len(c.rbuf) {
+		return nil
+	}
+	ch := make(chan readResult, 1)
+	buf := c.rbuf[c.w:]
+	go func() {
+		n, err := c.conn.Read(buf)
+		ch <- readResult{n, err}
+	}()
+	return ch
+}
+
+func (c *client) stopReadAhead(ch chan readResult) {
+	_ = c.conn.SetReadDeadline(time.Now())
+	res := <-ch
+	_ = c.conn.SetReadDeadline(time.Time{})
+	c.w += res.n
+	if res.err != nil && res.n == 0 && !errors.Is(res.err, os.ErrDeadlineExceeded) {
+		c.quit = true
+	}
+}
+
+// cleanup releases the client's dedicated connections and subscriptions.
+func (c *client) cleanup() {
+	if c.watch != nil {
+		c.watch.bc.close(errClientGone)
+		c.watch = nil
+	}
+	for _, bc := range c.blockers {
+		bc.pool.release(bc)
+	}
+	c.blockers = nil
+	if c.ps != nil {
+		c.ps.close()
+		c.ps = nil
+	}
+}
+
+// arena hands out byte slices for commands the ambassador builds during a
+// batch; slices stay valid until reset, and chunks are reused.
+type arena struct {
+	chunks [][]byte
+	cur    int
+}
+
+const arenaChunk = 8 << 10
+
+func (a *arena) alloc(n int) []byte {
+	for a.cur < len(a.chunks) {
+		ch := a.chunks[a.cur]
+		if cap(ch)-len(ch) >= n {
+			s := ch[len(ch) : len(ch) : len(ch)+n]
+			a.chunks[a.cur] = ch[:len(ch)+n]
+			return s
+		}
+		a.cur++
+	}
+	size := max(arenaChunk, n)
+	ch := make([]byte, n, size)
+	a.chunks = append(a.chunks, ch)
+	a.cur = len(a.chunks) - 1
+	return ch[:0:n]
+}
+
+// build returns a slice with room for n bytes, to append a command into.
+func (a *arena) build(n int) []byte { return a.alloc(n) }
+
+func (a *arena) reset() {
+	keep := a.chunks[:0]
+	for _, ch := range a.chunks {
+		if cap(ch) <= arenaChunk*4 && len(keep) < 4 {
+			keep = append(keep, ch[:0])
+		}
+	}
+	clear(a.chunks[len(keep):])
+	a.chunks = keep
+	a.cur = 0
+}

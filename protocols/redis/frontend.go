@@ -1,0 +1,214 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/ambassador-proxy/ambassador/cluster"
+	"github.com/ambassador-proxy/ambassador/config"
+	"github.com/ambassador-proxy/ambassador/health"
+	"github.com/ambassador-proxy/ambassador/protocols/frontend"
+	"github.com/ambassador-proxy/ambassador/protocols/redis/resp"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var (
+	errEOF       = io.EOF
+	errConnReset = syscall.ECONNRESET
+)
+
+// Options configure a Frontend.
+type Options struct {
+	Config          *config.Config
+	Cluster         *cluster.Cluster
+	Logger          *slog.Logger
+	Registry        prometheus.Registerer
+	FrontendMetrics *frontend.Metrics
+}
+
+// Frontend is the Redis frontend: one localhost Redis in front of the
+// standalone nodes of a cluster, keys placed by its hash ring.
+type Frontend struct {
+	conf    atomic.Pointer[config.Redis]
+	limits  config.Limits
+	cl      *cluster.Cluster
+	log     *slog.Logger
+	srv     *frontend.Server
+	metrics *metrics
+	nextID  atomic.Uint64
+	version atomic.Pointer[string]
+
+	bg     sync.WaitGroup
+	poolMu sync.Mutex // serialises pool creation and removal
+}
+
+// New builds the frontend over cl.
+func New(opts Options) (*Frontend, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	f := &Frontend{
+		limits:  opts.Config.Limits,
+		cl:      opts.Cluster,
+		log:     opts.Logger.With("component", "redis"),
+		metrics: newMetrics(),
+	}
+	rc := opts.Config.Redis
+	f.conf.Store(&rc)
+	f.metrics.register(opts.Registry, f)
+	f.srv = frontend.NewServer(frontend.Options{
+		Name:           "redis",
+		MaxConnections: opts.Config.Limits.MaxConnections,
+		Reject: func(conn net.Conn) {
+			_, _ = conn.Write([]byte("-ERR max number of clients reached\r\n"))
+		},
+		Logger:  opts.Logger,
+		Metrics: opts.FrontendMetrics,
+	}, f.handle)
+	f.cl.OnUpdate(func(_, removed []*cluster.Node) {
+		for _, n := range removed {
+			if p, ok := n.Data().(*nodePool); ok {
+				p.close()
+			}
+		}
+	})
+	return f, nil
+}
+
+// Probe is the Redis health probe: a PING (after AUTH when configured).
+func Probe(c *config.Config) health.ProbeFunc {
+	user, pw := c.Redis.Username, c.Redis.Password.Reveal()
+	return func(ctx context.Context, addr string) error {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl)
+		}
+		var cmd []byte
+		if pw != "" {
+			if user == "" {
+				user = "default"
+			}
+			cmd = resp.AppendCommandStrings(cmd, "AUTH", user, pw)
+			reply, err := roundTrip(conn, cmd)
+			if err != nil {
+				return err
+			}
+			if resp.IsError(reply) {
+				return fmt.Errorf("AUTH: %s", resp.ErrorText(reply))
+			}
+		}
+		reply, err := roundTrip(conn, resp.AppendCommandStrings(nil, "PING"))
+		if err != nil {
+			return err
+		}
+		if resp.IsError(reply) {
+			msg := resp.ErrorText(reply)
+			// A loading or busy node answers but cannot serve.
+			return fmt.Errorf("PING: %s", msg)
+		}
+		return nil
+	}
+}
+
+// Serve accepts clients on ln until Shutdown.
+func (f *Frontend) Serve(ln net.Listener) error { return f.srv.Serve(ln) }
+
+// Shutdown stops accepting, lets clients finish their requests until ctx
+// ends, then closes every client and backend connection.
+func (f *Frontend) Shutdown(ctx context.Context) error {
+	err := f.srv.Shutdown(ctx)
+	for _, n := range f.cl.Nodes() {
+		if p, ok := n.Data().(*nodePool); ok {
+			p.close()
+		}
+	}
+	f.bg.Wait()
+	return err
+}
+
+// Reload applies a new configuration: new node lists (through the
+// cluster), pool size, timeouts and passwords. Listen and hash settings
+// need a restart (the server refuses those reloads).
+func (f *Frontend) Reload(c *config.Config) error {
+	nodes := make([]cluster.NodeSpec, len(c.Redis.Nodes))
+	for i, n := range c.Redis.Nodes {
+		nodes[i] = cluster.NodeSpec{Addr: n.Addr, Weight: n.Weight, Region: n.Region, Name: n.Name}
+	}
+	if err := f.cl.Update(nodes); err != nil {
+		return err
+	}
+	rc := c.Redis
+	f.conf.Store(&rc)
+	return nil
+}
+
+// Addr is the listening address, once serving.
+func (f *Frontend) Addr() net.Addr { return f.srv.Addr() }
+
+func (f *Frontend) cfg() *config.Redis { return f.conf.Load() }
+
+func (f *Frontend) poolSize() int { return max(1, f.cfg().PoolSize) }
+
+func (f *Frontend) requestTimeout() time.Duration {
+	if d := f.cfg().RequestTimeout.D(); d > 0 {
+		return d
+	}
+	return 5 * time.Second
+}
+
+func (f *Frontend) writeTimeout() time.Duration { return max(f.requestTimeout(), 10*time.Second) }
+
+func (f *Frontend) authRequired() bool {
+	c := f.cfg()
+	return c.FrontendPassword != "" || len(c.FrontendUsers) > 0
+}
+
+// goBackground runs fn on a goroutine that Shutdown waits for.
+func (f *Frontend) goBackground(fn func()) {
+	f.bg.Add(1)
+	go func() {
+		defer f.bg.Done()
+		fn()
+	}()
+}
+
+// poolOf returns the frontend's pool of a node, creating it on first use.
+func (f *Frontend) poolOf(n *cluster.Node) *nodePool {
+	if p, ok := n.Data().(*nodePool); ok {
+		return p
+	}
+	return n.CompareAndSetData(&nodePool{f: f, node: n, addr: n.Addr()}).(*nodePool)
+}
+
+func (f *Frontend) handle(ctx context.Context, conn net.Conn) frontend.CloseReason {
+	c := f.newClient(ctx, conn)
+	f.metrics.clients.Inc()
+	defer f.metrics.clients.Dec()
+	return c.serve()
+}
+
+// backendVersion is the Redis version the nodes report.
+func (f *Frontend) backendVersion() string {
+	if v := f.version.Load(); v != nil {
+		return *v
+	}
+	return "7.0.0"
+}
+
+var errNoNodes = errors.New("no node configured")

@@ -1,0 +1,407 @@
+package redis
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ambassador-proxy/ambassador/protocols/redis/resp"
+)
+
+// pubsub is a client's subscriptions. Channels (and shard channels) live
+// on the node the ring places the channel name on, as PUBLISH is routed
+// there; patterns are subscribed on every node. Each node the client
+// subscribes on gets a connection of the client's own, whose relay
+// goroutine writes messages to the client as they come.
+//
+// A subscription is confirmed to the client when the node confirmed it,
+// so a message published after the client saw the confirmation is
+// delivered. Unsubscriptions are confirmed at once; messages of channels
+// no longer subscribed are dropped.
+type pubsub struct {
+	c *client
+
+	mu       sync.Mutex
+	channels map[string]bool
+	patterns map[string]bool
+	shards   map[string]bool
+	// pendingPattern counts the nodes that have not yet confirmed a
+	// pattern; the client's confirmation goes out with the last.
+	pendingPattern map[string]int
+	conns          map[*nodePool]*psConn
+	waiting        *request // the SUBSCRIBE reply slot waiting for confirmations
+	waitLeft       int
+	closed         bool
+}
+
+type psConn struct {
+	ps   *pubsub
+	pool *nodePool
+	conn net.Conn
+}
+
+func newPubsub(c *client) *pubsub {
+	return &pubsub{
+		c:              c,
+		channels:       map[string]bool{},
+		patterns:       map[string]bool{},
+		shards:         map[string]bool{},
+		pendingPattern: map[string]int{},
+		conns:          map[*nodePool]*psConn{},
+	}
+}
+
+func (ps *pubsub) active() bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.channels)+len(ps.patterns)+len(ps.shards) > 0
+}
+
+func (ps *pubsub) counts() (int, int, int) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.channels), len(ps.patterns), len(ps.shards)
+}
+
+func (ps *pubsub) close() {
+	ps.mu.Lock()
+	ps.closed = true
+	conns := ps.conns
+	ps.conns = map[*nodePool]*psConn{}
+	ps.mu.Unlock()
+	for _, pc := range conns {
+		pc.conn.Close()
+	}
+}
+
+// conn returns the client's subscription connection to a node.
+func (ps *pubsub) conn(pool *nodePool) (*psConn, error) {
+	ps.mu.Lock()
+	pc := ps.conns[pool]
+	ps.mu.Unlock()
+	if pc != nil {
+		return pc, nil
+	}
+	conn, err := ps.c.f.dialBackend(pool, ps.c.proto)
+	if err != nil {
+		return nil, err
+	}
+	pc = &psConn{ps: ps, pool: pool, conn: conn}
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		conn.Close()
+		return nil, errClientGone
+	}
+	ps.conns[pool] = pc
+	ps.mu.Unlock()
+	ps.c.f.goBackground(pc.relay)
+	return pc, nil
+}
+
+func (pc *psConn) send(cmd []byte) error {
+	_ = pc.conn.SetWriteDeadline(time.Now().Add(pc.ps.c.f.requestTimeout()))
+	_, err := pc.conn.Write(cmd)
+	return err
+}
+
+// hSubscribe runs SUBSCRIBE, SSUBSCRIBE and PSUBSCRIBE.
+func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
+	if c.deferUnlessFirst(start) {
+		return
+	}
+	if c.ps == nil {
+		c.ps = newPubsub(c)
+	}
+	ps := c.ps
+	names := cmd.Args[1:]
+	kind := rt.name
+	// Which nodes get which names.
+	type part struct {
+		pool  *nodePool
+		names [][]byte
+	}
+	var parts []part
+	expect := 0
+	if kind == "psubscribe" {
+		for _, n := range c.f.cl.Nodes() {
+			if !n.Up() {
+				continue
+			}
+			parts = append(parts, part{pool: c.f.poolOf(n), names: names})
+		}
+		if len(parts) == 0 {
+			c.localError("ERR no backend node is available")
+			return
+		}
+		ps.mu.Lock()
+		for _, p := range names {
+			ps.pendingPattern[string(p)] += len(parts)
+		}
+		ps.mu.Unlock()
+		expect = len(names)
+	} else {
+		for _, ch := range names {
+			pool, err := c.pickKey(ch)
+			if err != nil {
+				c.localError(replyFor(err))
+				return
+			}
+			j := 0
+			for j < len(parts) && parts[j].pool != pool {
+				j++
+			}
+			if j == len(parts) {
+				parts = append(parts, part{pool: pool})
+			}
+			parts[j].names = append(parts[j].names, ch)
+		}
+		expect = len(names)
+	}
+	r := c.addReq() // completed by the relays once every confirmation is written
+	ps.mu.Lock()
+	ps.waiting = r
+	ps.waitLeft = expect
+	ps.mu.Unlock()
+	c.extra++
+	c.outstanding.Add(1)
+	for _, p := range parts {
+		pc, err := ps.conn(p.pool)
+		if err == nil {
+			args := append([][]byte{cmd.Args[0]}, p.names...)
+			err = pc.send(resp.AppendCommand(nil, args...))
+		}
+		if err != nil {
+			// Confirm nothing for this node: the client gets an error in
+			// place of these confirmations.
+			ps.mu.Lock()
+			ps.waitLeft -= len(p.names)
+			if kind == "psubscribe" {
+				for _, n := range p.names {
+					ps.pendingPattern[string(n)]--
+				}
+			}
+			done := ps.waitLeft <= 0 && ps.waiting == r
+			if done {
+				ps.waiting = nil
+			}
+			ps.mu.Unlock()
+			r.reply = resp.AppendError(r.reply, "ERR node "+p.pool.addr+": "+describe(err))
+			if done {
+				c.finish()
+			}
+		}
+	}
+	c.barrier = true
+}
+
+// hUnsubscribe runs UNSUBSCRIBE, SUNSUBSCRIBE and PUNSUBSCRIBE: it
+// confirms at once and tells the nodes.
+func hUnsubscribe(c *client, rt *route, cmd resp.Command, start int) {
+	if c.deferUnlessFirst(start) {
+		return
+	}
+	if c.ps == nil {
+		c.ps = newPubsub(c)
+	}
+	ps := c.ps
+	kind := rt.name
+	r := c.addReq()
+	ps.mu.Lock()
+	set := ps.setFor(kind)
+	names := make([][]byte, 0, len(cmd.Args)-1)
+	if len(cmd.Args) == 1 {
+		for n := range set {
+			names = append(names, []byte(n))
+		}
+	} else {
+		names = append(names, cmd.Args[1:]...)
+	}
+	if len(names) == 0 {
+		r.reply = ps.confirmLocked(r.reply[:0], kind, nil)
+	}
+	for _, n := range names {
+		delete(set, string(n))
+		r.reply = ps.confirmLocked(r.reply, kind, n)
+	}
+	conns := make([]*psConn, 0, len(ps.conns))
+	for _, pc := range ps.conns {
+		conns = append(conns, pc)
+	}
+	ps.mu.Unlock()
+	raw := cmd.Raw
+	if raw == nil {
+		raw = resp.AppendCommand(nil, cmd.Args...)
+	}
+	for _, pc := range conns {
+		_ = pc.send(raw) // a failed node connection is gone anyway
+	}
+	c.barrier = true
+}
+
+func (ps *pubsub) setFor(kind string) map[string]bool {
+	switch kind {
+	case "psubscribe", "punsubscribe", "pmessage":
+		return ps.patterns
+	case "ssubscribe", "sunsubscribe", "smessage":
+		return ps.shards
+	}
+	return ps.channels
+}
+
+// confirmLocked appends the client's confirmation [kind, name, count].
+func (ps *pubsub) confirmLocked(b []byte, kind string, name []byte) []byte {
+	count := len(ps.channels) + len(ps.patterns)
+	if kind == "ssubscribe" || kind == "sunsubscribe" {
+		count = len(ps.shards)
+	}
+	b = resp.AppendPush(b, 3, ps.c.proto)
+	b = resp.AppendBulkString(b, kind)
+	if name == nil {
+		b = resp.AppendNull(b, ps.c.proto)
+	} else {
+		b = resp.AppendBulk(b, name)
+	}
+	return resp.AppendInt(b, int64(count))
+}
+
+// relay reads a subscription connection: messages go to the client,
+// confirmations complete the waiting SUBSCRIBE.
+func (pc *psConn) relay() {
+	ps := pc.ps
+	c := ps.c
+	buf := make([]byte, 16<<10)
+	r, w := 0, 0
+	var out []byte
+	var elems [][]byte
+	for {
+		n, err := pc.conn.Read(buf[w:])
+		w += n
+		if err != nil {
+			break
+		}
+		for r < w {
+			l, err := resp.ReplyLen(buf[r:w])
+			if err == resp.ErrIncomplete {
+				break
+			}
+			if err != nil {
+				pc.conn.Close()
+				break
+			}
+			msg := buf[r : r+l]
+			r += l
+			out = pc.handle(msg, out, &elems)
+		}
+		if len(out) > 0 {
+			c.wmu.Lock()
+			_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
+			_, err := c.conn.Write(out)
+			c.wmu.Unlock()
+			out = out[:0]
+			if err != nil {
+				c.conn.Close()
+				break
+			}
+		}
+		ps.mu.Lock()
+		if ps.waiting != nil && ps.waitLeft <= 0 {
+			ps.waiting = nil
+			ps.mu.Unlock()
+			c.finish()
+		} else {
+			ps.mu.Unlock()
+		}
+		if r == w {
+			r, w = 0, 0
+		} else if w == len(buf) {
+			if r > 0 {
+				copy(buf, buf[r:w])
+				w -= r
+				r = 0
+			} else {
+				nb := make([]byte, 2*len(buf))
+				copy(nb, buf[:w])
+				buf = nb
+			}
+		}
+	}
+	pc.conn.Close()
+	ps.mu.Lock()
+	lost := !ps.closed && ps.conns[pc.pool] == pc
+	if lost {
+		delete(ps.conns, pc.pool)
+	}
+	waiting := ps.waiting != nil
+	ps.mu.Unlock()
+	if lost {
+		// The node dropped the client's subscriptions: the client must
+		// learn it, as it would from a Redis that went away.
+		c.f.log.Info("subscription connection to node lost; closing client", "node", pc.pool.addr, "client", c.conn.RemoteAddr().String())
+		c.conn.Close()
+		if waiting {
+			ps.mu.Lock()
+			if ps.waiting != nil {
+				ps.waiting = nil
+				ps.mu.Unlock()
+				c.finish()
+			} else {
+				ps.mu.Unlock()
+			}
+		}
+	}
+}
+
+var (
+	bMessage  = []byte("message")
+	bPMessage = []byte("pmessage")
+	bSMessage = []byte("smessage")
+)
+
+// handle processes one push from a node, appending what the client gets.
+func (pc *psConn) handle(msg, out []byte, elems *[][]byte) []byte {
+	ps := pc.ps
+	e, _, _, err := resp.Elems(msg, (*elems)[:0])
+	*elems = e
+	if err != nil || len(e) < 2 {
+		if resp.IsError(msg) {
+			return append(out, msg...)
+		}
+		return out
+	}
+	kind, _ := resp.Bulk(e[0])
+	name, _ := resp.Bulk(e[1])
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	switch {
+	case bytes.Equal(kind, bMessage):
+		if ps.channels[string(name)] {
+			out = append(out, msg...)
+		}
+	case bytes.Equal(kind, bPMessage):
+		if ps.patterns[string(name)] {
+			out = append(out, msg...)
+		}
+	case bytes.Equal(kind, bSMessage):
+		if ps.shards[string(name)] {
+			out = append(out, msg...)
+		}
+	case string(kind) == "subscribe" || string(kind) == "ssubscribe":
+		ps.setFor(string(kind))[string(name)] = true
+		out = ps.confirmLocked(out, string(kind), name)
+		ps.waitLeft--
+	case string(kind) == "psubscribe":
+		left := ps.pendingPattern[string(name)] - 1
+		ps.pendingPattern[string(name)] = left
+		if left <= 0 {
+			delete(ps.pendingPattern, string(name))
+			ps.patterns[string(name)] = true
+			out = ps.confirmLocked(out, "psubscribe", name)
+			ps.waitLeft--
+		}
+	default:
+		// unsubscribe confirmations were given already; pongs unused
+	}
+	return out
+}

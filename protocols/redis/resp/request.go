@@ -1,0 +1,312 @@
+package resp
+
+import (
+	"bytes"
+	"errors"
+)
+
+// ErrIncomplete means the buffer holds only part of a command or reply.
+var ErrIncomplete = errors.New("resp: incomplete")
+
+// ProtocolError is a request that breaks the protocol. Its Error is the
+// text Redis replies with (after "-ERR "), and the connection must be
+// closed after replying, as Redis does.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
+
+// Limits bound a request. Zero fields take Redis's defaults.
+type Limits struct {
+	MaxBulkLen      int64 // proto-max-bulk-len, default 512 MB
+	MaxMultibulkLen int64 // arguments per command, default 1024*1024
+	MaxInlineLen    int   // inline command or count line, default 64 KB
+}
+
+// Defaults as Redis has them.
+const (
+	DefaultMaxBulkLen      = 512 << 20
+	DefaultMaxMultibulkLen = 1 << 20
+	DefaultMaxInlineLen    = 64 << 10
+)
+
+func (l *Limits) norm() (int64, int64, int) {
+	bulk, multi, inline := l.MaxBulkLen, l.MaxMultibulkLen, l.MaxInlineLen
+	if bulk <= 0 {
+		bulk = DefaultMaxBulkLen
+	}
+	if multi <= 0 {
+		multi = DefaultMaxMultibulkLen
+	}
+	if inline <= 0 {
+		inline = DefaultMaxInlineLen
+	}
+	return bulk, multi, inline
+}
+
+// Parser parses commands out of a buffer; it keeps the args slice between
+// calls so that steady-state parsing does not allocate.
+type Parser struct {
+	Limits Limits
+	args   [][]byte
+}
+
+// Command is one parsed request.
+type Command struct {
+	// Args are the command name and its arguments, slices of the buffer
+	// (or, for inline commands, of a fresh copy).
+	Args [][]byte
+	// Raw is the request exactly as received, when it was multibulk;
+	// nil for inline commands, which must be re-encoded to forward.
+	Raw []byte
+}
+
+// Parse reads one command from the start of buf. It returns the bytes
+// consumed. An empty command (an empty line, "*0") consumes its bytes and
+// has no Args. On ErrIncomplete, need is the total buffer size known to
+// be needed so far (at least len(buf)+1), so that the caller can read that
+// much before trying again.
+//
+// The returned Args are valid until the next call to Parse.
+func (p *Parser) Parse(buf []byte) (cmd Command, n int, need int, err error) {
+	if len(buf) == 0 {
+		return cmd, 0, 1, ErrIncomplete
+	}
+	maxBulk, maxMulti, maxInline := p.Limits.norm()
+	if buf[0] != '*' {
+		return p.parseInline(buf, maxInline)
+	}
+	// *<count>\r\n
+	count, pos, err := parseLine(buf, 1, maxInline, "too big mbulk count string")
+	if err != nil {
+		if err == ErrIncomplete {
+			return cmd, 0, len(buf) + 1, err
+		}
+		return cmd, 0, 0, err
+	}
+	if count.bad || count.v > maxMulti {
+		return cmd, 0, 0, &ProtocolError{"invalid multibulk length"}
+	}
+	if count.v <= 0 {
+		return cmd, pos, 0, nil
+	}
+	args := p.args[:0]
+	for range count.v {
+		if pos >= len(buf) {
+			p.args = args
+			return cmd, 0, pos + 1, ErrIncomplete
+		}
+		if buf[pos] != '$' {
+			return cmd, 0, 0, &ProtocolError{"expected '$', got '" + printable(buf[pos]) + "'"}
+		}
+		l, next, err := parseLine(buf, pos+1, maxInline, "too big bulk count string")
+		if err != nil {
+			p.args = args
+			if err == ErrIncomplete {
+				return cmd, 0, len(buf) + 1, err
+			}
+			return cmd, 0, 0, err
+		}
+		if l.bad || l.v < 0 || l.v > maxBulk {
+			return cmd, 0, 0, &ProtocolError{"invalid bulk length"}
+		}
+		end := next + int(l.v)
+		if end+2 > len(buf) {
+			p.args = args
+			return cmd, 0, end + 2, ErrIncomplete
+		}
+		if buf[end] != '\r' || buf[end+1] != '\n' {
+			// Redis reads exactly len bytes then expects CRLF.
+			return cmd, 0, 0, &ProtocolError{"invalid bulk length"}
+		}
+		args = append(args, buf[next:end:end])
+		pos = end + 2
+	}
+	p.args = args
+	return Command{Args: args, Raw: buf[:pos:pos]}, pos, 0, nil
+}
+
+type num struct {
+	v   int64
+	bad bool
+}
+
+// parseLine parses a decimal integer from buf[start:] up to CRLF and
+// returns it with the position after the CRLF.
+func parseLine(buf []byte, start, maxLine int, tooBig string) (num, int, error) {
+	i := bytes.IndexByte(buf[start:], '\n')
+	if i < 0 {
+		if len(buf)-start > maxLine {
+			return num{}, 0, &ProtocolError{tooBig}
+		}
+		return num{}, 0, ErrIncomplete
+	}
+	end := start + i // index of '\n'
+	if end == start || buf[end-1] != '\r' {
+		return num{bad: true}, end + 1, nil
+	}
+	digits := buf[start : end-1]
+	var n num
+	neg := false
+	if len(digits) > 0 && digits[0] == '-' {
+		neg = true
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 {
+		n.bad = true
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			n.bad = true
+			break
+		}
+		n.v = n.v*10 + int64(c-'0')
+	}
+	if neg {
+		n.v = -n.v
+	}
+	return n, end + 1, nil
+}
+
+func printable(c byte) string {
+	if c >= 32 && c < 127 {
+		return string(rune(c))
+	}
+	return "\\x" + string("0123456789abcdef"[c>>4]) + string("0123456789abcdef"[c&15])
+}
+
+// parseInline parses a command written as a line of words (telnet style),
+// with Redis's quoting rules.
+func (p *Parser) parseInline(buf []byte, maxInline int) (Command, int, int, error) {
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		if len(buf) > maxInline {
+			return Command{}, 0, 0, &ProtocolError{"too big inline request"}
+		}
+		return Command{}, 0, len(buf) + 1, ErrIncomplete
+	}
+	line := buf[:i]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	args, ok := SplitArgs(line, p.args[:0])
+	if !ok {
+		return Command{}, 0, 0, &ProtocolError{"unbalanced quotes in request"}
+	}
+	p.args = args
+	return Command{Args: args}, i + 1, 0, nil
+}
+
+// SplitArgs splits an inline command line into arguments as Redis's
+// sdssplitargs does: spaces separate, "double quotes" take \n \r \t \b \a
+// \\ \" and \xHH escapes, 'single quotes' take \'. A closing quote must be
+// followed by a space or the end. ok is false for unbalanced quotes.
+func SplitArgs(line []byte, dst [][]byte) (args [][]byte, ok bool) {
+	args = dst
+	i := 0
+	for {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		if i >= len(line) {
+			return args, true
+		}
+		var cur []byte
+		inDQ, inSQ, done := false, false, false
+		for !done {
+			if inDQ {
+				if i >= len(line) {
+					return nil, false
+				}
+				c := line[i]
+				switch {
+				case c == '\\' && i+3 < len(line) && line[i+1] == 'x' && isHex(line[i+2]) && isHex(line[i+3]):
+					cur = append(cur, hexVal(line[i+2])<<4|hexVal(line[i+3]))
+					i += 3
+				case c == '\\' && i+1 < len(line):
+					i++
+					switch line[i] {
+					case 'n':
+						cur = append(cur, '\n')
+					case 'r':
+						cur = append(cur, '\r')
+					case 't':
+						cur = append(cur, '\t')
+					case 'b':
+						cur = append(cur, '\b')
+					case 'a':
+						cur = append(cur, '\a')
+					default:
+						cur = append(cur, line[i])
+					}
+				case c == '"':
+					if i+1 < len(line) && !isSpace(line[i+1]) {
+						return nil, false
+					}
+					done = true
+				default:
+					cur = append(cur, c)
+				}
+			} else if inSQ {
+				if i >= len(line) {
+					return nil, false
+				}
+				c := line[i]
+				switch {
+				case c == '\\' && i+1 < len(line) && line[i+1] == '\'':
+					i++
+					cur = append(cur, '\'')
+				case c == '\'':
+					if i+1 < len(line) && !isSpace(line[i+1]) {
+						return nil, false
+					}
+					done = true
+				default:
+					cur = append(cur, c)
+				}
+			} else {
+				if i >= len(line) {
+					break
+				}
+				switch c := line[i]; c {
+				case ' ', '\n', '\r', '\t', 0:
+					done = true
+				case '"':
+					inDQ = true
+				case '\'':
+					inSQ = true
+				default:
+					cur = append(cur, c)
+				}
+			}
+			if i < len(line) {
+				i++
+			}
+			if i >= len(line) && !inDQ && !inSQ {
+				done = true
+			}
+		}
+		if cur == nil {
+			cur = []byte{}
+		}
+		args = append(args, cur)
+	}
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f'
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func hexVal(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
