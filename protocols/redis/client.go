@@ -52,6 +52,7 @@ type client struct {
 	cur          *route         // the route being dispatched
 	deferred     bool           // the command was put back for the next batch
 	started      time.Time
+	timer        *time.Timer // the batch's request timeout, reused
 
 	proto  int
 	authed bool
@@ -393,13 +394,20 @@ func (c *client) wait() {
 	if timeout == 0 {
 		timeout = c.f.requestTimeout()
 	}
-	var timer *time.Timer
+	if c.outstanding.Load() == 0 {
+		return // answered already (local errors, a fast node)
+	}
 	var tc <-chan time.Time
 	if timeout > 0 {
-		timer = time.NewTimer(timeout)
-		defer timer.Stop()
-		tc = timer.C
+		if c.timer == nil {
+			c.timer = time.NewTimer(timeout)
+		} else {
+			c.timer.Reset(timeout)
+		}
+		defer c.timer.Stop()
+		tc = c.timer.C
 	}
+	timer := c.timer
 	var ahead chan readResult
 	if c.watchClient {
 		ahead = c.readAhead()

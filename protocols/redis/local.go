@@ -341,7 +341,7 @@ func hCommandInfo(c *client, _ *route, cmd resp.Command, _ int) {
 	for _, n := range names {
 		rt := lookupRoute(n)
 		if rt == nil || !isSupported(rt) {
-			b = resp.AppendNullArray(b, c.proto)
+			b = resp.AppendNull(b, c.proto)
 			continue
 		}
 		b = append(b, rawInfo(rt, c.proto)...)
