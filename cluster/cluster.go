@@ -64,7 +64,6 @@ type Cluster struct {
 	mu    sync.Mutex // serialises Update and live-ring rebuilds
 	state atomic.Pointer[state]
 	live  atomic.Pointer[liveRing]
-	rr    atomic.Uint64
 
 	subMu sync.Mutex
 	subs  []func(added, removed []*Node)
@@ -81,6 +80,7 @@ type state struct {
 type tier struct {
 	nodes []*Node
 	seq   []*Node
+	rr    *atomic.Uint64 // the tier's own round-robin position
 }
 
 type liveRing struct {
@@ -175,27 +175,26 @@ func (c *Cluster) Update(specs []NodeSpec) error {
 	}
 	targets := c.checker.SetTargets(addrs)
 	for i, n := range nodes {
-		n.health = targets[i]
+		if n.health == nil { // new: surviving nodes keep theirs, read by Pick
+			n.health = targets[i]
+		}
 	}
 	st := &state{nodes: nodes, ring: ring, tiers: buildTiers(nodes, c.opts.RegionPreference)}
 	c.state.Store(st)
 	c.rebuildLiveLocked()
 
+	// Added and removed go by address: a node whose weight, region or
+	// name changed is neither, since its data (the frontend's pool) and
+	// health carry over to its new Node.
 	var added, removed []*Node
-	newSet := map[*Node]bool{}
-	for _, n := range nodes {
-		newSet[n] = true
-	}
 	if old != nil {
-		oldSet := map[*Node]bool{}
 		for _, n := range old.nodes {
-			oldSet[n] = true
-			if !newSet[n] {
+			if !seen[n.spec.Addr] {
 				removed = append(removed, n)
 			}
 		}
 		for _, n := range nodes {
-			if !oldSet[n] {
+			if byAddr[n.spec.Addr] == nil {
 				added = append(added, n)
 			}
 		}
@@ -232,7 +231,7 @@ func buildTiers(nodes []*Node, prefs []string) []tier {
 			}
 		}
 		if len(in) > 0 {
-			tiers = append(tiers, tier{nodes: in, seq: weightedSeq(in)})
+			tiers = append(tiers, tier{nodes: in, seq: weightedSeq(in), rr: new(atomic.Uint64)})
 		}
 	}
 	var rest []*Node
@@ -242,7 +241,7 @@ func buildTiers(nodes []*Node, prefs []string) []tier {
 		}
 	}
 	if len(rest) > 0 {
-		tiers = append(tiers, tier{nodes: rest, seq: weightedSeq(rest)})
+		tiers = append(tiers, tier{nodes: rest, seq: weightedSeq(rest), rr: new(atomic.Uint64)})
 	}
 	return tiers
 }
@@ -366,7 +365,7 @@ func (c *Cluster) Pick() (*Node, error) {
 func (c *Cluster) pickIn(t *tier, now int64) *Node {
 	switch c.opts.Policy {
 	case LeastConnections:
-		if n := leastLoaded(t.nodes, now, c.rr.Add(1)); n != nil && n.breaker.admit(now) {
+		if n := leastLoaded(t.nodes, now, t.rr.Add(1)); n != nil && n.breaker.admit(now) {
 			return n
 		}
 	case LatencyBased:
@@ -374,11 +373,14 @@ func (c *Cluster) pickIn(t *tier, now int64) *Node {
 			return n
 		}
 	}
-	// round robin, and the fallback of the others
+	// round robin, and the fallback of the others. A slot of a node that
+	// cannot take the request is skipped by drawing the next slot from
+	// the tier's counter, so that its share is spread over the others by
+	// weight rather than handed to the node after it.
 	seq := t.seq
-	start := c.rr.Add(1)
-	for i := range uint64(len(seq)) {
-		n := seq[(start+i)%uint64(len(seq))]
+	l := uint64(len(seq))
+	for range l {
+		n := seq[t.rr.Add(1)%l]
 		if n.eligible(now) && n.breaker.admit(now) {
 			return n
 		}

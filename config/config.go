@@ -130,6 +130,10 @@ type Kafka struct {
 	// MaxRequestSize closes a client connection that sends a larger
 	// request, like socket.request.max.bytes.
 	MaxRequestSize int32 `yaml:"max_request_size" json:"max_request_size"`
+	// FetchReadAhead lets the ambassador fetch a partition's next records
+	// while the client processes the last ones (at most one fetch per
+	// broker and client connection ahead).
+	FetchReadAhead bool `yaml:"fetch_read_ahead" json:"fetch_read_ahead"`
 }
 
 // Enabled reports whether the Kafka frontend is on.
@@ -165,6 +169,7 @@ func Default() *Config {
 			Listen:          "127.0.0.1:9092",
 			MetadataRefresh: Duration(30 * time.Second),
 			MaxRequestSize:  100 << 20,
+			FetchReadAhead:  true,
 		},
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -65,6 +67,11 @@ func Load(args []string, env LookupEnv) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, joinInvalid(errs)
 	}
+	// A probe that outlasts the interval delays every node's next probe:
+	// unless set, the timeout is at most the interval.
+	if c.Source("health.timeout") == "default" && c.Health.Interval > 0 && c.Health.Timeout > c.Health.Interval {
+		c.Health.Timeout = c.Health.Interval
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -100,7 +107,7 @@ func (c *Config) decodeFile(data []byte, name string) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: %s: %v", ErrInvalid, name, err)
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, name, nameKeys(data, err.Error()))
 	}
 	// Record which keys the file set, to name them in errors.
 	var root yaml.Node
@@ -108,6 +115,65 @@ func (c *Config) decodeFile(data []byte, name string) error {
 		walkKeys(root.Content[0], "", func(key string) { c.setSource(key, name+": "+key) })
 	}
 	return nil
+}
+
+var lineRE = regexp.MustCompile(`line (\d+): `)
+
+// nameKeys puts the key of each "line N: " of a YAML decoding error in
+// front of it, so that the message names the key (e.g. health.interval or
+// redis.nodes[1]) as well as the line.
+func nameKeys(data []byte, msg string) string {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
+		return msg
+	}
+	type at struct {
+		key   string
+		depth int
+	}
+	byLine := map[int]at{}
+	set := func(line int, key, parent string, depth int) {
+		old, ok := byLine[line]
+		switch {
+		case !ok || depth > old.depth:
+			byLine[line] = at{key, depth}
+		case depth == old.depth && old.key != key && old.key != parent:
+			byLine[line] = at{parent, depth} // two keys on one line
+		}
+	}
+	var mark func(n *yaml.Node, key, parent string, depth int)
+	mark = func(n *yaml.Node, key, parent string, depth int) {
+		set(n.Line, key, parent, depth)
+		for _, c := range n.Content {
+			mark(c, key, parent, depth)
+		}
+	}
+	var walk func(n *yaml.Node, prefix string, depth int)
+	walk = func(n *yaml.Node, prefix string, depth int) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i].Value
+				if prefix != "" {
+					key = prefix + "." + key
+				}
+				set(n.Content[i].Line, key, prefix, depth+1)
+				walk(n.Content[i+1], key, depth+1)
+			}
+		case yaml.SequenceNode:
+			for i, item := range n.Content {
+				mark(item, fmt.Sprintf("%s[%d]", prefix, i), prefix, depth+1)
+			}
+		}
+	}
+	walk(root.Content[0], "", 0)
+	return lineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		line, _ := strconv.Atoi(lineRE.FindStringSubmatch(m)[1])
+		if a, ok := byLine[line]; ok && a.key != "" {
+			return a.key + ": " + m
+		}
+		return m
+	})
 }
 
 func walkKeys(n *yaml.Node, prefix string, fn func(string)) {

@@ -37,6 +37,9 @@ func Reference() string {
 		}
 		b.WriteString("| `" + s.Key + "` | " + vars + " | " + flag + " | " + defaultOf(d, s.Key) + " | " + s.Doc + " |\n")
 	}
+	for _, s := range fileOnly {
+		b.WriteString("| `" + s.Key + "` |  |  | " + defaultOf(d, s.Key) + " | " + s.Doc + " |\n")
+	}
 	return b.String()
 }
 
@@ -74,4 +77,12 @@ func splitKey(k string) []string {
 		}
 	}
 	return append(out, k[start:])
+}
+
+// fileOnly are the keys that only the config file sets.
+var fileOnly = []struct{ Key, Doc string }{
+	{"redis.frontend_users", "ACL users (name: password) clients may AUTH as"},
+	{"redis.max_bulk_len", "largest bulk string a client may send, in bytes"},
+	{"redis.max_multibulk_len", "most arguments in one client command"},
+	{"kafka.max_request_size", "largest request a client may send, in bytes; a larger one closes the connection"},
 }

@@ -114,6 +114,8 @@ var settings = []setting{
 		func(c *Config, v string) error { return setNodes(&c.Kafka.BootstrapServers, v) }},
 	{"kafka.metadata_refresh", []string{"KAFKA_METADATA_REFRESH"}, "", "how often backend metadata is refreshed",
 		func(c *Config, v string) error { return setDuration(&c.Kafka.MetadataRefresh, v) }},
+	{"kafka.fetch_read_ahead", []string{"KAFKA_FETCH_READ_AHEAD"}, "", "fetch a partition's next records while the client processes the last ones",
+		func(c *Config, v string) error { return setBool(&c.Kafka.FetchReadAhead, v) }},
 }
 
 // laterSettings are variables of the classic sidecar specs that a later

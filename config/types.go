@@ -70,7 +70,7 @@ func (s Secret) MarshalJSON() ([]byte, error) {
 	if s == "" {
 		return []byte(`""`), nil
 	}
-	return json.Marshal(redacted)
+	return []byte(`"` + redacted + `"`), nil // unescaped: not "\u003credacted\u003e"
 }
 
 // String redacts the secret, so that a %v never prints it.

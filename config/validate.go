@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 
@@ -39,6 +40,9 @@ func (c *Config) Validate() error {
 	listen := func(key, addr string) {
 		if !p.addr(key, addr) {
 			return
+		}
+		if _, port, _ := net.SplitHostPort(addr); port == "0" {
+			return // any free port: never the same as another listener
 		}
 		if other, ok := listens[addr]; ok {
 			p.add(key, "%q is also %s", addr, other)

@@ -68,7 +68,7 @@ type Status struct {
 	Addr             string        `json:"addr"`
 	State            string        `json:"state"`
 	LastProbe        time.Time     `json:"last_probe,omitzero"`
-	LastError        string        `json:"last_error,omitempty"`
+	LastError        string        `json:"last_error"`
 	LastErrorAt      time.Time     `json:"last_error_at,omitzero"`
 	ProbeLatency     time.Duration `json:"-"`
 	ProbeLatencyMS   float64       `json:"probe_latency_ms"`
@@ -333,7 +333,13 @@ func (c *Checker) probe(ctx context.Context, t *Target) {
 	if err != nil && errors.Is(err, context.Canceled) {
 		return // shutting down
 	}
+	c.mu.Lock() // SetTargets removes a node's metrics under c.mu
+	if t.removed.Load() {
+		c.mu.Unlock()
+		return // removed while probed: leave no series behind
+	}
 	c.opts.Metrics.observeProbe(c.opts.Cluster, t.addr, lat, err)
+	c.mu.Unlock()
 	if err != nil {
 		c.log.Debug("probe failed", "node", t.addr, "error", err)
 	}

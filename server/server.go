@@ -80,6 +80,9 @@ type Server struct {
 	adminLn  net.Listener
 	started  chan struct{}
 	running  atomic.Bool
+	// fileBase is the config file's content when New ran: the watcher
+	// compares against it, so a change made before Run is not missed.
+	fileBase []byte
 }
 
 // New builds the frontends and clusters of cfg; nothing listens until Run.
@@ -125,11 +128,17 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.reloadOK.Set(1)
 	s.reloadTime.SetToCurrentTime()
 	s.cfg.Store(cfg)
+	if cfg.File != "" {
+		s.fileBase, _ = os.ReadFile(cfg.File)
+	}
 
 	deps := Deps{Logger: opts.Logger, Registry: reg, FrontendMetrics: s.feMetrics}
 	for _, p := range opts.Protocols {
 		if !p.Enabled(cfg) {
 			continue
+		}
+		if p.Build == nil {
+			return nil, fmt.Errorf("%s: the %s frontend is not supported yet", p.Name, p.Name)
 		}
 		cl, err := cluster.New(clusterSpecs(p.Nodes(cfg)), clusterOptions(cfg, p, opts.Logger, s.healthMetrics))
 		if err != nil {
@@ -308,7 +317,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // watchFile reloads when the config file's content changes.
 func (s *Server) watchFile(ctx context.Context, file string, every time.Duration) {
-	last, _ := os.ReadFile(file)
+	last := s.fileBase
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -421,6 +430,10 @@ func restartNeeded(cur, next *config.Config, protos []Protocol) string {
 	if cur.LoadBalance != next.LoadBalance || !slices.Equal(cur.RegionPreference, next.RegionPreference) ||
 		cur.CircuitBreaker != next.CircuitBreaker || cur.Health != next.Health {
 		return "load_balance, region_preference, circuit_breaker or health"
+	}
+	// Built into the frontends, the logger and the file watcher at start.
+	if cur.Limits != next.Limits || cur.Log != next.Log || cur.ConfigReloadInterval != next.ConfigReloadInterval {
+		return "limits, log or config_reload_interval"
 	}
 	return ""
 }

@@ -113,6 +113,8 @@ type backendConn struct {
 	gen     uint64 // increments with every connection
 	dialing bool
 	writing bool
+	kick    chan struct{} // wakes the writer of the current connection (shared connections)
+	kicked  bool
 	out     []byte
 	spare   []byte
 	pending []*request // sent or queued, awaiting replies, in order
@@ -176,7 +178,14 @@ func (bc *backendConn) send(parts [][]byte, reqs []*request) uint64 {
 		bc.conn = conn
 		bc.gen++
 		gen := bc.gen
-		bc.pool.f.goBackground(func() { bc.readLoop(conn, gen) })
+		done := make(chan struct{})
+		bc.pool.f.goBackground(func() { bc.readLoop(conn, gen, done) })
+		if !bc.dedicated {
+			bc.kick = make(chan struct{}, 1)
+			bc.kicked = false
+			kick := bc.kick
+			bc.pool.f.goBackground(func() { bc.writeLoop(conn, gen, kick, done) })
+		}
 	} else {
 		bc.appendLocked(parts, reqs)
 		if bc.dialing || bc.writing {
@@ -189,9 +198,59 @@ func (bc *backendConn) send(parts [][]byte, reqs []*request) uint64 {
 		}
 	}
 	gen := bc.gen
-	bc.flushLocked()
+	if bc.dedicated {
+		bc.flushLocked()
+	} else if !bc.kicked {
+		// The writer takes everything appended until it runs, so that the
+		// batches of concurrent clients go out in one write.
+		bc.kicked = true
+		bc.kick <- struct{}{}
+	}
 	bc.mu.Unlock()
 	return gen
+}
+
+// writeLoop writes what clients append to a shared connection, one write
+// for everything appended since the last.
+func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan struct{}) {
+	timeout := bc.pool.f.requestTimeout()
+	for {
+		select {
+		case <-kick:
+		case <-done:
+			return
+		}
+		bc.mu.Lock()
+		bc.kicked = false
+		if bc.gen != gen || bc.conn != conn {
+			bc.mu.Unlock()
+			return
+		}
+		buf := bc.out
+		bc.out = bc.spare[:0]
+		bc.spare = nil
+		bc.mu.Unlock()
+		if len(buf) == 0 {
+			bc.mu.Lock()
+			bc.spare = buf
+			bc.mu.Unlock()
+			continue
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+		_, err := conn.Write(buf)
+		bc.mu.Lock()
+		if cap(buf) <= maxKeepBuf {
+			bc.spare = buf[:0]
+		}
+		if err != nil && bc.conn == conn {
+			bc.lastErr = fmt.Errorf("write: %w", err)
+			conn.Close() // the reader fails what is pending
+		}
+		bc.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (bc *backendConn) appendLocked(parts [][]byte, reqs []*request) {
@@ -256,7 +315,8 @@ func (bc *backendConn) close(err error) {
 
 // readLoop reads replies and completes pending requests in order until
 // the connection fails; then it fails every request still pending.
-func (bc *backendConn) readLoop(conn net.Conn, gen uint64) {
+func (bc *backendConn) readLoop(conn net.Conn, gen uint64, done chan struct{}) {
+	defer close(done)
 	buf := make([]byte, 16<<10)
 	r, w := 0, 0
 	var local []*request
