@@ -184,6 +184,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	// Wake handlers blocked reading an idle client: they see Draining
+	// and close; a handler busy with a request finishes it first.
+	now := time.Now()
+	for c := range s.conns {
+		_ = c.SetReadDeadline(now)
+	}
 	s.mu.Unlock()
 
 	done := make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -220,6 +221,9 @@ func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan stru
 		case <-done:
 			return
 		}
+		// Let the clients that are runnable now append their batches
+		// first: one write then carries them all.
+		runtime.Gosched()
 		bc.mu.Lock()
 		bc.kicked = false
 		if bc.gen != gen || bc.conn != conn {

@@ -14,6 +14,7 @@ import (
 )
 
 const (
+	maxFree        = 128 // request objects a client keeps between batches
 	initialReadBuf = 4 << 10
 	maxBatch       = 1024 // commands dispatched before their replies are written
 )
@@ -53,6 +54,7 @@ type client struct {
 	deferred     bool           // the command was put back for the next batch
 	started      time.Time
 	timer        *time.Timer // the batch's request timeout, reused
+	lastRead     int         // bytes in rbuf after the last read
 
 	proto  int
 	authed bool
@@ -148,7 +150,13 @@ func (c *client) serve() (reason frontend.CloseReason) {
 func (c *client) read() (frontend.CloseReason, bool) {
 	if c.r == c.w {
 		c.r, c.w = 0, 0
-		if cap(c.rbuf) > maxKeepBuf {
+		switch {
+		case c.lastRead == len(c.rbuf) && len(c.rbuf) > 0 && len(c.rbuf) < maxKeepBuf:
+			// The last read filled the buffer: the client pipelines
+			// deeply; read more at a time.
+			c.rbuf = make([]byte, 2*len(c.rbuf))
+		case len(c.rbuf) > initialReadBuf && c.lastRead < initialReadBuf:
+			// The burst is over: give the big buffer back.
 			c.rbuf = nil
 		}
 	}
@@ -181,6 +189,7 @@ func (c *client) read() (frontend.CloseReason, bool) {
 	}
 	n, err := c.conn.Read(c.rbuf[c.w:])
 	c.w += n
+	c.lastRead = c.w
 	if err != nil {
 		if n > 0 {
 			return 0, true // serve what came with the error first
@@ -340,7 +349,7 @@ func (c *client) flushOut() bool {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
 	_, err := c.conn.Write(c.out)
 	c.wmu.Unlock()
-	if cap(c.out) > maxKeepBuf {
+	if cap(c.out) > 16<<10 {
 		c.out = nil
 	} else {
 		c.out = c.out[:0]
@@ -366,9 +375,9 @@ func (c *client) resetBatch() {
 	}
 	clear(c.reqs)
 	c.reqs = c.reqs[:0]
-	if len(c.free) > 4*maxBatch {
-		clear(c.free[maxBatch:])
-		c.free = c.free[:maxBatch]
+	if len(c.free) > maxFree {
+		clear(c.free[maxFree:])
+		c.free = c.free[:maxFree]
 	}
 	for i := range c.stages {
 		s := &c.stages[i]

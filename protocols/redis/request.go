@@ -31,8 +31,8 @@ type request struct {
 }
 
 func (r *request) reset() {
-	if cap(r.reply) > maxKeepBuf {
-		r.reply = nil
+	if cap(r.reply) > 4<<10 {
+		r.reply = nil // a big reply's buffer goes back with the request
 	}
 	r.reply = r.reply[:0]
 	r.skip = 0
