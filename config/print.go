@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -85,4 +87,25 @@ var fileOnly = []struct{ Key, Doc string }{
 	{"redis.max_bulk_len", "largest bulk string a client may send, in bytes"},
 	{"redis.max_multibulk_len", "most arguments in one client command"},
 	{"kafka.max_request_size", "largest request a client may send, in bytes; a larger one closes the connection"},
+}
+
+const (
+	refBegin = "<!-- reference:begin"
+	refEnd   = "<!-- reference:end -->"
+)
+
+// SpliceReference returns doc with the text between its reference markers
+// replaced by Reference().
+func SpliceReference(doc string) (string, error) {
+	b := strings.Index(doc, refBegin)
+	e := strings.Index(doc, refEnd)
+	if b < 0 || e < b {
+		return "", fmt.Errorf("no %s ... %s markers", refBegin, refEnd)
+	}
+	nl := strings.Index(doc[b:], "\n")
+	if nl < 0 {
+		return "", fmt.Errorf("marker line not ended")
+	}
+	head := doc[:b+nl+1]
+	return head + "\n" + Reference() + "\n" + doc[e:], nil
 }
