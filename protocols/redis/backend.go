@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -137,6 +138,11 @@ func (bc *backendConn) usable() bool {
 
 const maxKeepBuf = 64 << 10
 
+// inlineWrites makes the client that finds no write in progress write a
+// shared connection's batch itself, instead of waking its writer
+// goroutine.
+var inlineWrites = os.Getenv("AMBASSADOR_REDIS_INLINE_WRITES") == "1"
+
 // send queues the commands in parts (written in order) with their
 // requests and writes them unless another sender is writing. The requests
 // complete (with a reply or an error) exactly once each. It returns the
@@ -199,7 +205,15 @@ func (bc *backendConn) send(parts [][]byte, reqs []*request) uint64 {
 		}
 	}
 	gen := bc.gen
-	if bc.dedicated {
+	if bc.dedicated || inlineWrites {
+		if !bc.dedicated {
+			// Let the clients that are runnable now append their batches
+			// first: one write then carries them all.
+			bc.writing = true
+			bc.mu.Unlock()
+			runtime.Gosched()
+			bc.mu.Lock()
+		}
 		bc.flushLocked()
 	} else if !bc.kicked {
 		// The writer takes everything appended until it runs, so that the

@@ -135,8 +135,9 @@ func mergeInfo(c *client, r *request) {
 	c.out = resp.AppendVerbatim(c.out, b.String(), c.proto)
 }
 
-// mergeValue sums a field across nodes when every node has a number and
-// the sum means something; keyspace lines sum their keys and expires.
+// mergeValue sums a field across the nodes that have it when each has a
+// number and the sum means something; keyspace lines sum their keys and
+// expires, commandstats and errorstats their counters.
 func mergeValue(section string, f *infoField) string {
 	if section == "Keyspace" {
 		var keys, expires, ttl int64
@@ -156,14 +157,29 @@ func mergeValue(section string, f *infoField) string {
 		}
 		return fmt.Sprintf("keys=%d,expires=%d,avg_ttl=%d", keys, expires, ttl)
 	}
-	first := f.vals[0]
+	// A node that lacks the field (a command it never ran, a section it
+	// does not have) counts for nothing: it neither blanks the value nor
+	// stops the sum.
+	present := make([]string, 0, len(f.vals))
+	for _, v := range f.vals {
+		if v != "" {
+			present = append(present, v)
+		}
+	}
+	if len(present) == 0 {
+		return ""
+	}
+	first := present[0]
+	if section == "Commandstats" || section == "Errorstats" {
+		return mergeCounters(present)
+	}
 	if !additive(f.key) {
 		return first
 	}
 	var isum int64
 	var fsum float64
 	isFloat := false
-	for _, v := range f.vals {
+	for _, v := range present {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			isum += n
 			fsum += float64(n)
@@ -180,6 +196,41 @@ func mergeValue(section string, f *infoField) string {
 		return strconv.FormatFloat(fsum, 'f', 2, 64)
 	}
 	return strconv.FormatInt(isum, 10)
+}
+
+// mergeCounters sums the counters of commandstats and errorstats lines
+// ("calls=2,usec=7,usec_per_call=3.50,rejected_calls=0,failed_calls=0",
+// "count=1") across nodes and recomputes usec_per_call.
+func mergeCounters(vals []string) string {
+	var order []string
+	sums := map[string]int64{}
+	for _, v := range vals {
+		for _, kv := range strings.Split(v, ",") {
+			k, val, _ := strings.Cut(kv, "=")
+			if _, seen := sums[k]; !seen {
+				order = append(order, k)
+			}
+			n, _ := strconv.ParseInt(val, 10, 64)
+			sums[k] += n
+		}
+	}
+	var b strings.Builder
+	for i, k := range order {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k + "=")
+		if k == "usec_per_call" {
+			per := 0.0
+			if c := sums["calls"]; c > 0 {
+				per = float64(sums["usec"]) / float64(c)
+			}
+			b.WriteString(strconv.FormatFloat(per, 'f', 2, 64))
+			continue
+		}
+		b.WriteString(strconv.FormatInt(sums[k], 10))
+	}
+	return b.String()
 }
 
 // ambassadorInfo is the INFO section about the ambassador itself.

@@ -296,6 +296,19 @@ func hScan(c *client, _ *route, cmd resp.Command, _ int) {
 	nn := uint64(len(nodes))
 	idx := cursor % nn
 	nodeCursor := cursor / nn
+	if c.f.cfg().AutoEject {
+		// An ejected node's keys live on the others: skip it, as the
+		// fan-out commands leave it out.
+		for idx < nn && !nodes[idx].Up() {
+			idx++
+			nodeCursor = 0
+		}
+		if idx == nn {
+			r := c.addReq()
+			r.reply = append(r.reply[:0], "*2\r\n$1\r\n0\r\n*0\r\n"...)
+			return
+		}
+	}
 	n := nodes[idx]
 	if !n.Up() && !c.f.cfg().AutoEject {
 		c.localError(nodeError(&cluster.UnavailableError{Addr: n.Addr(), Reason: "down"}))

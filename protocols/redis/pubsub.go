@@ -29,10 +29,15 @@ type pubsub struct {
 	// pendingPattern counts the nodes that have not yet confirmed a
 	// pattern; the client's confirmation goes out with the last.
 	pendingPattern map[string]int
-	conns          map[*nodePool]*psConn
-	waiting        *request // the SUBSCRIBE reply slot waiting for confirmations
-	waitLeft       int
-	closed         bool
+	// patternConfirms is how many confirmations the client gets for a
+	// pending pattern: one per time it was named in the PSUBSCRIBE (each
+	// node is asked once).
+	patternConfirms map[string]int
+	conns           map[*nodePool]*psConn
+	waiting         *request // the SUBSCRIBE reply slot waiting for confirmations
+	waitLeft        int
+	waitGen         uint64 // one per SUBSCRIBE, for its confirmation timeout
+	closed          bool
 }
 
 type psConn struct {
@@ -43,12 +48,13 @@ type psConn struct {
 
 func newPubsub(c *client) *pubsub {
 	return &pubsub{
-		c:              c,
-		channels:       map[string]bool{},
-		patterns:       map[string]bool{},
-		shards:         map[string]bool{},
-		pendingPattern: map[string]int{},
-		conns:          map[*nodePool]*psConn{},
+		c:               c,
+		channels:        map[string]bool{},
+		patterns:        map[string]bool{},
+		shards:          map[string]bool{},
+		pendingPattern:  map[string]int{},
+		patternConfirms: map[string]int{},
+		conns:           map[*nodePool]*psConn{},
 	}
 }
 
@@ -125,19 +131,30 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	var parts []part
 	expect := 0
 	if kind == "psubscribe" {
+		// Each node is asked once per pattern; a pattern named twice
+		// still gets two confirmations, as from Redis.
+		occur := map[string]int{}
+		var uniq [][]byte
+		for _, p := range names {
+			if occur[string(p)] == 0 {
+				uniq = append(uniq, p)
+			}
+			occur[string(p)]++
+		}
 		for _, n := range c.f.cl.Nodes() {
 			if !n.Up() {
 				continue
 			}
-			parts = append(parts, part{pool: c.f.poolOf(n), names: names})
+			parts = append(parts, part{pool: c.f.poolOf(n), names: uniq})
 		}
 		if len(parts) == 0 {
 			c.localError("ERR no backend node is available")
 			return
 		}
 		ps.mu.Lock()
-		for _, p := range names {
+		for _, p := range uniq {
 			ps.pendingPattern[string(p)] += len(parts)
+			ps.patternConfirms[string(p)] += occur[string(p)]
 		}
 		ps.mu.Unlock()
 		expect = len(names)
@@ -163,6 +180,8 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	ps.mu.Lock()
 	ps.waiting = r
 	ps.waitLeft = expect
+	ps.waitGen++
+	gen := ps.waitGen
 	ps.mu.Unlock()
 	c.extra++
 	c.outstanding.Add(1)
@@ -176,11 +195,13 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 			// Confirm nothing for this node: the client gets an error in
 			// place of these confirmations.
 			ps.mu.Lock()
-			ps.waitLeft -= len(p.names)
 			if kind == "psubscribe" {
+				ps.waitLeft -= expect
 				for _, n := range p.names {
 					ps.pendingPattern[string(n)]--
 				}
+			} else {
+				ps.waitLeft -= len(p.names)
 			}
 			done := ps.waitLeft <= 0 && ps.waiting == r
 			if done {
@@ -193,6 +214,22 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 			}
 		}
 	}
+	// A node that takes the command but never confirms (frozen) must not
+	// hold the client forever: after the request timeout the client is
+	// closed, as when a node drops its subscriptions.
+	time.AfterFunc(c.f.requestTimeout(), func() {
+		ps.mu.Lock()
+		late := ps.waiting != nil && ps.waitGen == gen
+		if late {
+			ps.waiting = nil
+		}
+		ps.mu.Unlock()
+		if late {
+			c.f.log.Info("subscription not confirmed by a node in time; closing client", "client", c.conn.RemoteAddr().String())
+			c.conn.Close()
+			c.finish()
+		}
+	})
 	c.barrier = true
 }
 
@@ -397,8 +434,12 @@ func (pc *psConn) handle(msg, out []byte, elems *[][]byte) []byte {
 		if left <= 0 {
 			delete(ps.pendingPattern, string(name))
 			ps.patterns[string(name)] = true
-			out = ps.confirmLocked(out, "psubscribe", name)
-			ps.waitLeft--
+			n := max(1, ps.patternConfirms[string(name)])
+			delete(ps.patternConfirms, string(name))
+			for range n {
+				out = ps.confirmLocked(out, "psubscribe", name)
+				ps.waitLeft--
+			}
 		}
 	default:
 		// unsubscribe confirmations were given already; pongs unused

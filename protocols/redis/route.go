@@ -217,17 +217,17 @@ func lookupSub(rt *route, name []byte) *route {
 func (c *client) dispatch(cmd resp.Command, start int) {
 	rt := lookupRoute(cmd.Args[0])
 	if rt == nil {
-		c.localError(unknownCommand(cmd.Args))
+		c.reject(unknownCommand(cmd.Args))
 		return
 	}
 	if rt.subs != nil && (len(cmd.Args) >= 2 || isHSubcommand(rt)) {
 		if len(cmd.Args) < 2 {
-			c.localError("ERR wrong number of arguments for '" + rt.name + "' command")
+			c.reject("ERR wrong number of arguments for '" + rt.name + "' command")
 			return
 		}
 		sub := lookupSub(rt, cmd.Args[1])
 		if sub == nil {
-			c.localError("ERR unknown subcommand '" + printableArg(cmd.Args[1]) + "'. Try " + rt.upper + " HELP.")
+			c.reject("ERR unknown subcommand '" + printableArg(cmd.Args[1]) + "'. Try " + rt.upper + " HELP.")
 			return
 		}
 		rt = sub
@@ -237,7 +237,7 @@ func (c *client) dispatch(cmd resp.Command, start int) {
 		return
 	}
 	if !rt.spec.CheckArity(len(cmd.Args)) {
-		c.localError("ERR wrong number of arguments for '" + rt.name + "' command")
+		c.reject("ERR wrong number of arguments for '" + rt.name + "' command")
 		return
 	}
 	if c.ps != nil && c.proto == 2 && c.ps.active() && !rt.pubsubOK {
@@ -254,6 +254,16 @@ func (c *client) dispatch(cmd resp.Command, start int) {
 	if !c.deferred {
 		c.f.metrics.count(rt)
 	}
+}
+
+// reject answers a command refused before it runs. Inside MULTI it
+// also dooms the transaction, as Redis flags it: EXEC then answers
+// EXECABORT instead of running the commands that were queued.
+func (c *client) reject(msg string) {
+	if c.tx != nil {
+		c.tx.dirty = true
+	}
+	c.localError(msg)
 }
 
 // isHSubcommand reports whether a container has no behaviour of its own

@@ -72,10 +72,16 @@ var (
 	execCmd  = []byte("*1\r\n$4\r\nEXEC\r\n")
 )
 
-func hExec(c *client, _ *route, _ resp.Command, _ int) {
+func hExec(c *client, _ *route, _ resp.Command, start int) {
 	tx := c.tx
 	if tx == nil {
 		c.localError("ERR EXEC without MULTI")
+		return
+	}
+	// With a WATCH, EXEC goes on the WATCH connection while the commands
+	// before it in the batch go on the shared ones: it must wait until
+	// they have run, or the node could run it first.
+	if c.watch != nil && c.deferUnlessFirst(start) {
 		return
 	}
 	c.tx = nil

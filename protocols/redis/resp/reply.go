@@ -46,7 +46,7 @@ func ReplyLen(buf []byte) (int, error) {
 				}
 				continue
 			}
-			if int64(len(buf)-pos) < n+2 {
+			if n > int64(len(buf)-pos)-2 { // not n+2: n may be near MaxInt64
 				return 0, ErrIncomplete
 			}
 			pos += int(n)
@@ -141,7 +141,7 @@ func Bulk(reply []byte) ([]byte, bool) {
 	case '$', '!', '=':
 		nl := bytes.IndexByte(reply, '\n')
 		n, ok := atoi(reply[1 : nl-1])
-		if !ok || n < 0 || nl+1+int(n) > len(reply) {
+		if !ok || n < 0 || n > int64(len(reply)-nl-1) {
 			return nil, false
 		}
 		b := reply[nl+1 : nl+1+int(n)]

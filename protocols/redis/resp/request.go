@@ -115,7 +115,9 @@ func (p *Parser) Parse(buf []byte) (cmd Command, n int, need int, err error) {
 			return cmd, 0, end + 2, ErrIncomplete
 		}
 		if buf[end] != '\r' || buf[end+1] != '\n' {
-			// Redis reads exactly len bytes then expects CRLF.
+			// Redis skips the two bytes after the payload unchecked; the
+			// ambassador refuses what is not CRLF (stricter, never
+			// desynchronised).
 			return cmd, 0, 0, &ProtocolError{"invalid bulk length"}
 		}
 		args = append(args, buf[next:end:end])
@@ -152,6 +154,12 @@ func parseLine(buf []byte, start, maxLine int, tooBig string) (num, int, error) 
 		digits = digits[1:]
 	}
 	if len(digits) == 0 || len(digits) > 18 {
+		n.bad = true
+	}
+	// As Redis's string2ll: no leading zeros, no "-0". Anything Redis
+	// refuses must be refused here, or the raw bytes forwarded to a
+	// shared backend connection would make the node close it.
+	if len(digits) > 0 && digits[0] == '0' && (len(digits) > 1 || neg) {
 		n.bad = true
 	}
 	for _, c := range digits {
