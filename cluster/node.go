@@ -90,6 +90,17 @@ func (n *Node) Observe(latency time.Duration, err error) {
 	}
 }
 
+// ObserveSuccess records count requests the node answered at once (a
+// multiplexed connection's read), with one latency sample.
+func (n *Node) ObserveSuccess(count int, latency time.Duration) {
+	n.requests.Add(uint64(count))
+	n.health.ReportSuccess()
+	n.breaker.success()
+	if latency > 0 {
+		n.observeLatency(latency)
+	}
+}
+
 const ewmaAlpha = 0.2
 
 func (n *Node) observeLatency(d time.Duration) {

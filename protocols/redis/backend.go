@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambassador-proxy/ambassador/cluster"
@@ -110,20 +111,21 @@ type backendConn struct {
 	proto     int
 	dedicated bool
 
-	mu      sync.Mutex
-	conn    net.Conn
-	gen     uint64 // increments with every connection
-	dialing bool
-	writing bool
-	kick    chan struct{} // wakes the writer of the current connection (shared connections)
-	kicked  bool
-	out     []byte
-	spare   []byte
-	pending []*request // sent or queued, awaiting replies, in order
-	lastErr error
-	retryAt time.Time
-	backoff time.Duration
-	closed  bool // closed for good (node removed, dedicated recycled)
+	mu        sync.Mutex
+	conn      net.Conn
+	gen       uint64 // increments with every connection
+	dialing   bool
+	writing   bool
+	kick      chan struct{} // wakes the writer of the current connection (shared connections)
+	lastWrite atomic.Int64  // unix ns of the last write, for latency samples
+	kicked    bool
+	out       []byte
+	spare     []byte
+	pending   []*request // sent or queued, awaiting replies, in order
+	lastErr   error
+	retryAt   time.Time
+	backoff   time.Duration
+	closed    bool // closed for good (node removed, dedicated recycled)
 }
 
 func newBackendConn(p *nodePool, proto int, dedicated bool) *backendConn {
@@ -162,47 +164,23 @@ func (bc *backendConn) send(parts [][]byte, reqs []*request) uint64 {
 			failAll(reqs, bc.pool.addr, err)
 			return 0
 		}
+		// Dial on a goroutine of its own: the requests wait in the queue,
+		// and the clients' request timeout applies to them (abort).
 		bc.dialing = true
 		bc.appendLocked(parts, reqs)
+		gen := bc.gen + 1
 		bc.mu.Unlock()
-		conn, err := bc.pool.f.dialBackend(bc.pool, bc.proto)
-		bc.mu.Lock()
-		bc.dialing = false
-		if err != nil {
-			bc.lastErr = err
-			bc.backoff = min(max(bc.backoff*2, 50*time.Millisecond), 2*time.Second)
-			bc.retryAt = time.Now().Add(bc.backoff)
-			pending := bc.pending
-			bc.pending = nil
-			bc.out = bc.out[:0]
-			bc.mu.Unlock()
-			bc.pool.node.Observe(0, err)
-			failAll(pending, bc.pool.addr, err)
-			return 0
-		}
-		bc.backoff = 0
-		bc.lastErr = nil
-		bc.conn = conn
-		bc.gen++
+		bc.pool.f.goBackground(bc.dial)
+		return gen
+	}
+	bc.appendLocked(parts, reqs)
+	if bc.dialing || bc.writing {
 		gen := bc.gen
-		done := make(chan struct{})
-		bc.pool.f.goBackground(func() { bc.readLoop(conn, gen, done) })
-		if !bc.dedicated {
-			bc.kick = make(chan struct{}, 1)
-			bc.kicked = false
-			kick := bc.kick
-			bc.pool.f.goBackground(func() { bc.writeLoop(conn, gen, kick, done) })
+		if bc.dialing {
+			gen++ // the connection being dialled
 		}
-	} else {
-		bc.appendLocked(parts, reqs)
-		if bc.dialing || bc.writing {
-			gen := bc.gen
-			if bc.dialing {
-				gen++ // the connection being dialled
-			}
-			bc.mu.Unlock()
-			return gen
-		}
+		bc.mu.Unlock()
+		return gen
 	}
 	gen := bc.gen
 	if bc.dedicated || inlineWrites {
@@ -223,6 +201,47 @@ func (bc *backendConn) send(parts [][]byte, reqs []*request) uint64 {
 	}
 	bc.mu.Unlock()
 	return gen
+}
+
+// dial connects, then starts the connection's reader (and writer) and
+// writes what queued meanwhile; on failure it fails what queued.
+func (bc *backendConn) dial() {
+	conn, err := bc.pool.f.dialBackend(bc.pool, bc.proto)
+	bc.mu.Lock()
+	bc.dialing = false
+	if err == nil && bc.closed {
+		conn.Close()
+		err = bc.lastErr
+	}
+	if err != nil {
+		bc.lastErr = err
+		bc.backoff = min(max(bc.backoff*2, 50*time.Millisecond), 2*time.Second)
+		bc.retryAt = time.Now().Add(bc.backoff)
+		pending := bc.pending
+		bc.pending = nil
+		bc.out = bc.out[:0]
+		bc.mu.Unlock()
+		bc.pool.node.Observe(0, err)
+		failAll(pending, bc.pool.addr, err)
+		return
+	}
+	bc.backoff = 0
+	bc.lastErr = nil
+	bc.conn = conn
+	bc.gen++
+	gen := bc.gen
+	done := make(chan struct{})
+	bc.pool.f.goBackground(func() { bc.readLoop(conn, gen, done) })
+	if !bc.dedicated {
+		bc.kick = make(chan struct{}, 1)
+		kick := bc.kick
+		bc.pool.f.goBackground(func() { bc.writeLoop(conn, gen, kick, done) })
+		bc.kicked = true
+		bc.kick <- struct{}{}
+	} else if !bc.writing {
+		bc.flushLocked()
+	}
+	bc.mu.Unlock()
 }
 
 // writeLoop writes what clients append to a shared connection, one write
@@ -254,7 +273,9 @@ func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan stru
 			bc.mu.Unlock()
 			continue
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+		now := time.Now()
+		bc.lastWrite.Store(now.UnixNano())
+		_ = conn.SetWriteDeadline(now.Add(timeout))
 		_, err := conn.Write(buf)
 		bc.mu.Lock()
 		if cap(buf) <= maxKeepBuf {
@@ -289,7 +310,9 @@ func (bc *backendConn) flushLocked() {
 		bc.out = bc.spare[:0]
 		conn := bc.conn
 		bc.mu.Unlock()
-		_ = conn.SetWriteDeadline(time.Now().Add(timeout))
+		now := time.Now()
+		bc.lastWrite.Store(now.UnixNano())
+		_ = conn.SetWriteDeadline(now.Add(timeout))
 		_, err := conn.Write(buf)
 		bc.mu.Lock()
 		if cap(buf) <= maxKeepBuf {
@@ -313,6 +336,16 @@ func (bc *backendConn) flushLocked() {
 // a request times out.
 func (bc *backendConn) abort(gen uint64, err error) {
 	bc.mu.Lock()
+	if bc.dialing && gen == bc.gen+1 {
+		// Still connecting: fail what waits; the dial goes on for later
+		// requests.
+		pending := bc.pending
+		bc.pending = nil
+		bc.out = bc.out[:0]
+		bc.mu.Unlock()
+		failAll(pending, bc.pool.addr, err)
+		return
+	}
 	if bc.conn != nil && bc.gen == gen {
 		bc.lastErr = err
 		bc.conn.Close()
@@ -340,7 +373,9 @@ func (bc *backendConn) readLoop(conn net.Conn, gen uint64, done chan struct{}) {
 	var local []*request
 	li := 0
 	var readErr error
+	node := bc.pool.node
 	for {
+		answered := 0
 		for r < w {
 			n, err := resp.ReplyLen(buf[r:w])
 			if err == resp.ErrIncomplete {
@@ -367,7 +402,14 @@ func (bc *backendConn) readLoop(conn net.Conn, gen uint64, done chan struct{}) {
 				local[li] = nil
 				li++
 			}
+			answered++
 			r += n
+		}
+		if answered > 0 {
+			// One report per read: the node answers (health, breaker,
+			// request count, latency EWMA).
+			lat := time.Duration(time.Now().UnixNano() - bc.lastWrite.Load())
+			node.ObserveSuccess(answered, lat)
 		}
 		if readErr != nil {
 			break

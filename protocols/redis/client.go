@@ -315,7 +315,12 @@ func (c *client) runBatch() bool {
 			s := &c.stages[i]
 			s.gen = s.bc.send(s.parts, s.reqs)
 		}
-		c.wait()
+		if !c.wait() {
+			// Abandon the batch: its requests may still be written to.
+			c.reqs, c.free, c.hidden, c.stages, c.releaseLater = nil, nil, nil, nil, nil
+			c.quit = true
+			return false
+		}
 	}
 	for _, r := range c.reqs {
 		if r.merge != nil {
@@ -398,14 +403,20 @@ func (c *client) resetBatch() {
 // timeout aborts the backend connections still owing replies, which fails
 // their requests; a client that goes away during a long blocking command
 // aborts it too.
-func (c *client) wait() {
+//
+// It reports false when the replies still have not come after the aborts
+// (a bug, or a connection that ignores its close): the client is then
+// closed rather than left hanging, and the batch's request objects are
+// abandoned to whoever still holds them.
+func (c *client) wait() bool {
 	timeout := c.timeout
 	if timeout == 0 {
 		timeout = c.f.requestTimeout()
 	}
 	if c.outstanding.Load() == 0 {
-		return // answered already (local errors, a fast node)
+		return true // answered already (local errors, a fast node)
 	}
+	aborts := 0
 	var tc <-chan time.Time
 	if timeout > 0 {
 		if c.timer == nil {
@@ -426,11 +437,18 @@ func (c *client) wait() {
 			if ahead != nil {
 				c.stopReadAhead(ahead)
 			}
-			return
+			return true
 		}
 		select {
 		case <-c.wake:
 		case <-tc:
+			if aborts++; aborts > 3 {
+				c.f.log.Error("replies still missing after aborting their connections; closing the client", "client", c.conn.RemoteAddr().String())
+				if ahead != nil {
+					c.stopReadAhead(ahead)
+				}
+				return false
+			}
 			c.abortStages(errTimeout)
 			tc = nil
 			// The aborted connections fail their requests at once; wait
