@@ -202,11 +202,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.mu.Lock()
-	n := len(s.conns)
+	conns := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {
-		c.Close()
+		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	n := len(conns)
+	// Close may wait for a handler's read in progress to return; close
+	// them all at once, outside the lock the handlers' exits take.
+	var cw sync.WaitGroup
+	for _, c := range conns {
+		cw.Go(func() { c.Close() })
+	}
+	cw.Wait()
 	s.log.Warn("drain deadline passed; closed remaining connections", "connections", n)
 	<-done
 	return nil

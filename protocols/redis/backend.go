@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ambassador-proxy/ambassador/cluster"
@@ -145,6 +147,8 @@ const maxKeepBuf = 64 << 10
 // goroutine.
 var inlineWrites = os.Getenv("AMBASSADOR_REDIS_INLINE_WRITES") == "1"
 
+var noYield = os.Getenv("AMBASSADOR_REDIS_NOYIELD") == "1"
+
 // send queues the commands in parts (written in order) with their
 // requests and writes them unless another sender is writing. The requests
 // complete (with a reply or an error) exactly once each. It returns the
@@ -189,7 +193,9 @@ func (bc *backendConn) send(parts [][]byte, reqs []*request) uint64 {
 			// first: one write then carries them all.
 			bc.writing = true
 			bc.mu.Unlock()
-			runtime.Gosched()
+			if !noYield {
+				runtime.Gosched()
+			}
 			bc.mu.Lock()
 		}
 		bc.flushLocked()
@@ -210,7 +216,7 @@ func (bc *backendConn) dial() {
 	bc.mu.Lock()
 	bc.dialing = false
 	if err == nil && bc.closed {
-		conn.Close()
+		go conn.Close() // never used: nothing reads it
 		err = bc.lastErr
 	}
 	if err != nil {
@@ -277,13 +283,15 @@ func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan stru
 		bc.lastWrite.Store(now.UnixNano())
 		_ = conn.SetWriteDeadline(now.Add(timeout))
 		_, err := conn.Write(buf)
+		if err != nil {
+			conn.Close() // the reader fails what is pending
+		}
 		bc.mu.Lock()
 		if cap(buf) <= maxKeepBuf {
 			bc.spare = buf[:0]
 		}
-		if err != nil && bc.conn == conn {
+		if err != nil && bc.conn == conn && bc.lastErr == nil {
 			bc.lastErr = fmt.Errorf("write: %w", err)
-			conn.Close() // the reader fails what is pending
 		}
 		bc.mu.Unlock()
 		if err != nil {
@@ -314,6 +322,9 @@ func (bc *backendConn) flushLocked() {
 		bc.lastWrite.Store(now.UnixNano())
 		_ = conn.SetWriteDeadline(now.Add(timeout))
 		_, err := conn.Write(buf)
+		if err != nil {
+			conn.Close() // the reader fails what is pending
+		}
 		bc.mu.Lock()
 		if cap(buf) <= maxKeepBuf {
 			bc.spare = buf[:0]
@@ -321,9 +332,8 @@ func (bc *backendConn) flushLocked() {
 			bc.spare = nil
 		}
 		if err != nil {
-			bc.lastErr = fmt.Errorf("write: %w", err)
-			if bc.conn == conn {
-				conn.Close() // the reader fails what is pending
+			if bc.conn == conn && bc.lastErr == nil {
+				bc.lastErr = fmt.Errorf("write: %w", err)
 			}
 			break
 		}
@@ -346,11 +356,17 @@ func (bc *backendConn) abort(gen uint64, err error) {
 		failAll(pending, bc.pool.addr, err)
 		return
 	}
+	var conn net.Conn
 	if bc.conn != nil && bc.gen == gen {
 		bc.lastErr = err
-		bc.conn.Close()
+		conn = bc.conn
 	}
 	bc.mu.Unlock()
+	// Closed outside mu: a close waits for the reader's read in progress,
+	// which may be waiting for mu.
+	if conn != nil {
+		conn.Close()
+	}
 }
 
 // close closes the connection for good.
@@ -358,84 +374,28 @@ func (bc *backendConn) close(err error) {
 	bc.mu.Lock()
 	bc.closed = true
 	bc.lastErr = err
-	if bc.conn != nil {
-		bc.conn.Close()
-	}
+	conn := bc.conn
 	bc.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
 }
 
 // readLoop reads replies and completes pending requests in order until
 // the connection fails; then it fails every request still pending.
 func (bc *backendConn) readLoop(conn net.Conn, gen uint64, done chan struct{}) {
 	defer close(done)
-	buf := make([]byte, 16<<10)
-	r, w := 0, 0
-	var local []*request
-	li := 0
+	rd := &replyReader{bc: bc, node: bc.pool.node, buf: make([]byte, 16<<10)}
 	var readErr error
-	node := bc.pool.node
-	for {
-		answered := 0
-		for r < w {
-			n, err := resp.ReplyLen(buf[r:w])
-			if err == resp.ErrIncomplete {
-				break
-			}
-			if err != nil {
-				readErr = fmt.Errorf("bad reply from backend: %w", err)
-				break
-			}
-			if li == len(local) {
-				bc.mu.Lock()
-				local = append(local[:0], bc.pending...)
-				clear(bc.pending)
-				bc.pending = bc.pending[:0]
-				bc.mu.Unlock()
-				li = 0
-			}
-			if li == len(local) {
-				readErr = errors.New("reply without a request")
-				break
-			}
-			req := local[li]
-			if req.complete(buf[r : r+n]) {
-				local[li] = nil
-				li++
-			}
-			answered++
-			r += n
-		}
-		if answered > 0 {
-			// One report per read: the node answers (health, breaker,
-			// request count, latency EWMA).
-			lat := time.Duration(time.Now().UnixNano() - bc.lastWrite.Load())
-			node.ObserveSuccess(answered, lat)
-		}
-		if readErr != nil {
-			break
-		}
-		if r == w {
-			r, w = 0, 0
-			if len(buf) > maxKeepBuf {
-				buf = make([]byte, 16<<10)
-			}
-		} else if r > 0 && (w == len(buf) || r > len(buf)/2) {
-			copy(buf, buf[r:w])
-			w -= r
-			r = 0
-		}
-		if w == len(buf) {
-			nb := make([]byte, 2*len(buf))
-			copy(nb, buf[:w])
-			buf = nb
-		}
-		n, err := conn.Read(buf[w:])
-		w += n
-		if err != nil {
-			readErr = err
-			break
+	if sc, ok := conn.(syscall.Conn); ok && !plainReads {
+		if rc, err := sc.SyscallConn(); err == nil {
+			readErr = rd.runRaw(rc)
 		}
 	}
+	if readErr == nil {
+		readErr = rd.runPlain(conn)
+	}
+	local, li := rd.local, rd.li
 	conn.Close()
 	bc.mu.Lock()
 	var pending []*request
@@ -467,6 +427,132 @@ func failAll(reqs []*request, addr string, err error) {
 			r.fail(addr, err)
 		}
 	}
+}
+
+// replyReader reads a backend connection's replies and completes its
+// pending requests in order.
+type replyReader struct {
+	bc    *backendConn
+	node  *cluster.Node
+	buf   []byte
+	r, w  int
+	local []*request // requests taken from bc.pending, in order
+	li    int
+}
+
+// process completes the requests of the whole replies buffered and makes
+// room for the next read.
+func (rd *replyReader) process() error {
+	bc := rd.bc
+	answered := 0
+	var procErr error
+	for rd.r < rd.w {
+		n, err := resp.ReplyLen(rd.buf[rd.r:rd.w])
+		if err == resp.ErrIncomplete {
+			break
+		}
+		if err != nil {
+			procErr = fmt.Errorf("bad reply from backend: %w", err)
+			break
+		}
+		if rd.li == len(rd.local) {
+			bc.mu.Lock()
+			rd.local = append(rd.local[:0], bc.pending...)
+			clear(bc.pending)
+			bc.pending = bc.pending[:0]
+			bc.mu.Unlock()
+			rd.li = 0
+		}
+		if rd.li == len(rd.local) {
+			procErr = errors.New("reply without a request")
+			break
+		}
+		if rd.local[rd.li].complete(rd.buf[rd.r : rd.r+n]) {
+			rd.local[rd.li] = nil
+			rd.li++
+		}
+		answered++
+		rd.r += n
+	}
+	if answered > 0 {
+		// One report per read: the node answers (health, breaker,
+		// request count, latency EWMA).
+		lat := time.Duration(time.Now().UnixNano() - bc.lastWrite.Load())
+		rd.node.ObserveSuccess(answered, lat)
+	}
+	if procErr != nil {
+		return procErr
+	}
+	if rd.r == rd.w {
+		rd.r, rd.w = 0, 0
+		if len(rd.buf) > maxKeepBuf {
+			rd.buf = make([]byte, 16<<10)
+		}
+	} else if rd.r > 0 && (rd.w == len(rd.buf) || rd.r > len(rd.buf)/2) {
+		copy(rd.buf, rd.buf[rd.r:rd.w])
+		rd.w -= rd.r
+		rd.r = 0
+	}
+	if rd.w == len(rd.buf) {
+		nb := make([]byte, 2*len(rd.buf))
+		copy(nb, rd.buf[:rd.w])
+		rd.buf = nb
+	}
+	return nil
+}
+
+func (rd *replyReader) runPlain(conn net.Conn) error {
+	for {
+		if err := rd.process(); err != nil {
+			return err
+		}
+		n, err := conn.Read(rd.buf[rd.w:])
+		rd.w += n
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// runRaw reads inside one RawRead, without the read that only says
+// EAGAIN after a read that drained the socket (see client.serveRaw).
+func (rd *replyReader) runRaw(rc syscall.RawConn) error {
+	var rerr error
+	drained := false
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			if rerr = rd.process(); rerr != nil {
+				return true
+			}
+			if drained {
+				drained = false
+				return false
+			}
+			space := rd.buf[rd.w:]
+			n, err := syscall.Read(int(fd), space)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				return false
+			case err != nil:
+				rerr = err
+				return true
+			case n == 0:
+				rerr = io.EOF
+				return true
+			}
+			rd.w += n
+			drained = n < len(space)
+		}
+	})
+	if rerr != nil {
+		return rerr
+	}
+	if err == nil {
+		err = net.ErrClosed
+	}
+	return err
 }
 
 // dialBackend connects to the node and authenticates, selecting the RESP

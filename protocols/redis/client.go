@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ambassador-proxy/ambassador/protocols/frontend"
@@ -99,11 +100,112 @@ func (f *Frontend) newClient(ctx context.Context, conn net.Conn) *client {
 // serve runs the connection until it ends and returns why.
 func (c *client) serve() (reason frontend.CloseReason) {
 	defer c.cleanup()
+	var rc syscall.RawConn
+	if sc, ok := c.conn.(syscall.Conn); ok && !plainReads {
+		rc, _ = sc.SyscallConn()
+	}
 	for {
+		if rc != nil {
+			reason, done := c.serveRaw(rc)
+			if done {
+				return reason
+			}
+			// A batch that must watch the client's socket while it
+			// waits (a long blocking command) runs here, outside.
+		}
+		if len(c.reqs) > 0 {
+			if !c.runBatch() {
+				return frontend.ReasonWriteError
+			}
+		}
+		if reason, done, _ := c.parseAndRun(false); done {
+			return reason
+		}
 		if c.r == c.w || c.need > c.w-c.r {
 			if reason, ok := c.read(); !ok {
 				return reason
 			}
+		}
+	}
+}
+
+// plainReads turns the raw read loop off (AMBASSADOR_REDIS_PLAIN_READS=1),
+// for comparison.
+var plainReads = os.Getenv("AMBASSADOR_REDIS_PLAIN_READS") == "1"
+
+// serveRaw runs the client inside one RawRead of its socket: it reads with
+// its own syscalls and, when the last read drained the socket, waits for
+// the poller's readiness without the read that would only say EAGAIN (a
+// syscall per request saved for clients that do not pipeline). It returns
+// done=false when a batch must run outside (see serve).
+func (c *client) serveRaw(rc syscall.RawConn) (reason frontend.CloseReason, done bool) {
+	var rerr error
+	drained := false
+	err := rc.Read(func(fd uintptr) bool {
+		for {
+			var leave bool
+			reason, done, leave = c.parseAndRun(true)
+			if done || leave {
+				return true
+			}
+			if drained {
+				drained = false
+				c.armIdle()
+				return false // wait for readiness
+			}
+			buf := c.readBuf()
+			n, err := syscall.Read(int(fd), buf)
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN:
+				c.armIdle()
+				return false
+			case err != nil:
+				rerr = err
+				return true
+			case n == 0:
+				rerr = errEOF
+				return true
+			}
+			c.w += n
+			c.lastRead = c.w
+			drained = n < len(buf)
+		}
+	})
+	if done {
+		return reason, true
+	}
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return c.readFailed(err), true
+	}
+	return 0, false
+}
+
+// closeAsync closes the client's connection from another goroutine. A
+// close waits for a read in progress to return, and the client's goroutine
+// may be inside one (serveRaw) waiting for what the caller would provide.
+func (c *client) closeAsync() {
+	c.f.goBackground(func() { c.conn.Close() })
+}
+
+// armIdle sets the idle deadline before waiting for a request.
+func (c *client) armIdle() {
+	if idle := c.f.limits.IdleTimeout.D(); idle > 0 && c.ps == nil && len(c.blockers) == 0 {
+		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
+	}
+}
+
+// parseAndRun parses what is buffered and runs its batches until more
+// bytes are needed. done says the connection must close, with reason;
+// leave says a batch is staged that must run outside the raw read loop.
+func (c *client) parseAndRun(inRaw bool) (reason frontend.CloseReason, done, leave bool) {
+	for {
+		if c.r == c.w || c.need > c.w-c.r {
+			return 0, false, false
 		}
 		for c.r < c.w && len(c.reqs) < maxBatch && !c.barrier {
 			cmd, n, need, err := c.parser.Parse(c.rbuf[c.r:c.w])
@@ -119,7 +221,7 @@ func (c *client) serve() (reason frontend.CloseReason) {
 				c.f.metrics.protocolErrors.Inc()
 				c.localError("ERR " + pe.Error())
 				c.runBatch()
-				return frontend.ReasonProtocolError
+				return frontend.ReasonProtocolError, true, false
 			}
 			c.r += n
 			if len(cmd.Args) == 0 {
@@ -128,26 +230,30 @@ func (c *client) serve() (reason frontend.CloseReason) {
 			c.dispatch(cmd, c.r-n)
 		}
 		if len(c.reqs) > 0 {
+			if inRaw && c.watchClient {
+				return 0, false, true
+			}
 			if !c.runBatch() {
-				return frontend.ReasonWriteError
+				return frontend.ReasonWriteError, true, false
 			}
 		}
 		if c.quit {
-			return frontend.ReasonClientClosed
+			return frontend.ReasonClientClosed, true, false
 		}
 		select {
 		case <-c.f.srv.Draining():
 			if c.r == c.w && c.tx == nil {
-				return frontend.ReasonShutdown
+				return frontend.ReasonShutdown, true, false
 			}
 		default:
 		}
 	}
 }
 
-// read reads more from the client into rbuf, growing it for a large
-// command and shrinking it after a burst.
-func (c *client) read() (frontend.CloseReason, bool) {
+// readBuf prepares rbuf for a read and returns its free part: it grows
+// for a large command or a client that fills it, and shrinks after a
+// burst.
+func (c *client) readBuf() []byte {
 	if c.r == c.w {
 		c.r, c.w = 0, 0
 		switch {
@@ -183,33 +289,41 @@ func (c *client) read() (frontend.CloseReason, bool) {
 		c.w -= c.r
 		c.r = 0
 	}
-	idle := c.f.limits.IdleTimeout.D()
-	if idle > 0 && c.ps == nil && len(c.blockers) == 0 {
-		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
-	}
-	n, err := c.conn.Read(c.rbuf[c.w:])
+	return c.rbuf[c.w:]
+}
+
+// read reads more from the client into rbuf with the connection's Read.
+func (c *client) read() (frontend.CloseReason, bool) {
+	buf := c.readBuf()
+	c.armIdle()
+	n, err := c.conn.Read(buf)
 	c.w += n
 	c.lastRead = c.w
 	if err != nil {
 		if n > 0 {
 			return 0, true // serve what came with the error first
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			select {
-			case <-c.f.srv.Draining():
-				return frontend.ReasonShutdown, false
-			default:
-			}
-			if idle > 0 {
-				return frontend.ReasonIdleTimeout, false
-			}
-		}
-		if isClosed(err) {
-			return frontend.ReasonClientClosed, false
-		}
-		return frontend.ReasonReadError, false
+		return c.readFailed(err), false
 	}
 	return 0, true
+}
+
+// readFailed says why a read from the client failed.
+func (c *client) readFailed(err error) frontend.CloseReason {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		select {
+		case <-c.f.srv.Draining():
+			return frontend.ReasonShutdown
+		default:
+		}
+		if c.f.limits.IdleTimeout.D() > 0 {
+			return frontend.ReasonIdleTimeout
+		}
+	}
+	if isClosed(err) {
+		return frontend.ReasonClientClosed
+	}
+	return frontend.ReasonReadError
 }
 
 func isClosed(err error) bool {

@@ -226,8 +226,8 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		ps.mu.Unlock()
 		if late {
 			c.f.log.Info("subscription not confirmed by a node in time; closing client", "client", c.conn.RemoteAddr().String())
-			c.conn.Close()
 			c.finish()
+			c.closeAsync()
 		}
 	})
 	c.barrier = true
@@ -338,7 +338,7 @@ func (pc *psConn) relay() {
 			c.wmu.Unlock()
 			out = out[:0]
 			if err != nil {
-				c.conn.Close()
+				c.closeAsync()
 				break
 			}
 		}
@@ -376,7 +376,7 @@ func (pc *psConn) relay() {
 		// The node dropped the client's subscriptions: the client must
 		// learn it, as it would from a Redis that went away.
 		c.f.log.Info("subscription connection to node lost; closing client", "node", pc.pool.addr, "client", c.conn.RemoteAddr().String())
-		c.conn.Close()
+		c.closeAsync()
 		if waiting {
 			ps.mu.Lock()
 			if ps.waiting != nil {
