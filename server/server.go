@@ -270,6 +270,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, cl := range s.Clusters() {
 		wg.Go(func() { _ = cl.Run(runCtx) })
 	}
+	wg.Go(func() { s.returnMemory(runCtx, 10*time.Second, 32<<20) })
 	s.admin = &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	wg.Go(func() {
 		if err := s.admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -68,7 +68,7 @@ func main() {
 	flag.BoolVar(&o.md, "md", false, "print the report as a Markdown section for docs/benchmarks.md on stdout (the plain report goes to stderr)")
 	flag.StringVar(&o.binary, "binary", "bin/ambassador", "the ambassador binary (make build)")
 	flag.IntVar(&o.conns, "conns", 10000, "idle client connections for the memory measurement (0 skips it)")
-	flag.StringVar(&o.only, "workloads", "pipelined,unpipelined,mixed", "comma-separated workloads to run")
+	flag.StringVar(&o.only, "workloads", "pipelined,unpipelined,mixed", "comma-separated workloads to run (none: only the idle connections)")
 	flag.Float64Var(&o.waitLoad, "wait-load", 0, "before starting, wait until the 1-minute load average is below this (0: do not wait)")
 	flag.DurationVar(&o.waitMax, "wait-max", 5*time.Minute, "longest wait for -wait-load; then run anyway")
 	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the ambassador during its first-round runs into this directory")
@@ -134,6 +134,9 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	var ws []workload
 	for _, name := range strings.Split(o.only, ",") {
+		if name == "" || name == "none" {
+			continue // only the idle-connection measurement
+		}
 		i := slices.IndexFunc(workloads, func(w workload) bool { return w.Name == strings.TrimSpace(name) })
 		if i < 0 {
 			return nil, fmt.Errorf("unknown workload %q", name)
