@@ -101,7 +101,6 @@ func (p *nodePool) close() {
 var (
 	errRecycled    = errors.New("connection recycled")
 	errNodeRemoved = errors.New("node removed from the configuration")
-	errShutdown    = errors.New("ambassador shutting down")
 )
 
 // backendConn is one connection to a node. Requests of many clients are

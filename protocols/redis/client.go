@@ -374,13 +374,6 @@ func (c *client) addReq() *request {
 	return r
 }
 
-// localReply appends a reply made by the ambassador; the bytes are
-// written with the batch, in order.
-func (c *client) localReply(b []byte) {
-	r := c.addReq()
-	r.reply = append(r.reply[:0], b...)
-}
-
 func (c *client) localError(msg string) {
 	r := c.addReq()
 	r.reply = resp.AppendError(r.reply[:0], msg)

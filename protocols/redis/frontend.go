@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,8 +45,7 @@ type Frontend struct {
 	nextID  atomic.Uint64
 	version atomic.Pointer[string]
 
-	bg     sync.WaitGroup
-	poolMu sync.Mutex // serialises pool creation and removal
+	bg sync.WaitGroup
 }
 
 // New builds the frontend over cl.
@@ -210,5 +208,3 @@ func (f *Frontend) backendVersion() string {
 	}
 	return "7.0.0"
 }
-
-var errNoNodes = errors.New("no node configured")

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"strconv"
 
@@ -420,8 +419,3 @@ func hPubsubNumsub(c *client, _ *route, cmd resp.Command, start int) {
 		}
 	})
 }
-
-// bytesTrim is a helper for INFO parsing.
-var crlf = []byte("\r\n")
-
-func splitLines(b []byte) [][]byte { return bytes.Split(b, crlf) }

@@ -102,7 +102,7 @@ func hExec(c *client, _ *route, _ resp.Command, start int) {
 			c.localError("EXECABORT Transaction discarded: the watched keys and the transaction's keys map to different nodes.")
 			return
 		}
-		pool, bc = watch.pool, watch.bc
+		bc = watch.bc
 		c.releaseLater = append(c.releaseLater, bc)
 	} else {
 		if tx.n == 0 {
