@@ -134,6 +134,31 @@ type Kafka struct {
 	// while the client processes the last ones (at most one fetch per
 	// broker and client connection ahead).
 	FetchReadAhead bool `yaml:"fetch_read_ahead" json:"fetch_read_ahead"`
+	// TLS and SASL are how the ambassador connects and authenticates to
+	// the brokers; clients need neither.
+	TLS  KafkaTLS  `yaml:"tls" json:"tls"`
+	SASL KafkaSASL `yaml:"sasl" json:"sasl"`
+}
+
+// KafkaTLS is TLS from the ambassador to the Kafka brokers.
+type KafkaTLS struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// CAFile verifies the brokers (default: the system roots).
+	CAFile string `yaml:"ca_file" json:"ca_file"`
+	// CertFile and KeyFile are a client certificate, if brokers want one.
+	CertFile string `yaml:"cert_file" json:"cert_file"`
+	KeyFile  string `yaml:"key_file" json:"key_file"`
+	// ServerName overrides the name verified (default: the broker's host).
+	ServerName         string `yaml:"server_name" json:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" json:"insecure_skip_verify"`
+}
+
+// KafkaSASL authenticates the ambassador to the Kafka brokers.
+type KafkaSASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty: none.
+	Mechanism string `yaml:"mechanism" json:"mechanism"`
+	Username  string `yaml:"username" json:"username"`
+	Password  Secret `yaml:"password" json:"password"`
 }
 
 // Enabled reports whether the Kafka frontend is on.
@@ -159,7 +184,7 @@ func Default() *Config {
 			Hash:            "xxhash64",
 			Distribution:    "ketama",
 			HashTag:         "{}",
-			PoolSize:        2,
+			PoolSize:        1,
 			RequestTimeout:  Duration(5 * time.Second),
 			MaxBulkLen:      512 << 20,
 			MaxMultibulkLen: 1 << 20,

@@ -94,7 +94,7 @@ var settings = []setting{
 		func(c *Config, v string) error { c.Redis.Password = Secret(v); return nil }},
 	{"redis.frontend_password", []string{"REDIS_FRONTEND_PASSWORD"}, "", "password clients must send (AUTH) to the ambassador",
 		func(c *Config, v string) error { c.Redis.FrontendPassword = Secret(v); return nil }},
-	{"redis.pool_size", []string{"REDIS_POOL_SIZE"}, "", "multiplexed connections per backend node",
+	{"redis.pool_size", []string{"REDIS_POOL_SIZE"}, "", "multiplexed connections per backend node (and RESP version), like twemproxy's server_connections",
 		func(c *Config, v string) error { return setInt(&c.Redis.PoolSize, v) }},
 	{"redis.request_timeout", []string{"REDIS_REQUEST_TIMEOUT"}, "", "how long a request waits for its backend reply",
 		func(c *Config, v string) error { return setDuration(&c.Redis.RequestTimeout, v) }},
@@ -116,27 +116,44 @@ var settings = []setting{
 		func(c *Config, v string) error { return setDuration(&c.Kafka.MetadataRefresh, v) }},
 	{"kafka.fetch_read_ahead", []string{"KAFKA_FETCH_READ_AHEAD"}, "", "fetch a partition's next records while the client processes the last ones",
 		func(c *Config, v string) error { return setBool(&c.Kafka.FetchReadAhead, v) }},
+	{"kafka.tls.enabled", []string{"KAFKA_TLS"}, "", "TLS to the Kafka brokers",
+		func(c *Config, v string) error { return setBool(&c.Kafka.TLS.Enabled, v) }},
+	{"kafka.tls.ca_file", []string{"KAFKA_TLS_CA_FILE"}, "", "CA bundle that verifies the Kafka brokers (default: system roots)",
+		func(c *Config, v string) error { c.Kafka.TLS.CAFile = v; return nil }},
+	{"kafka.tls.cert_file", []string{"KAFKA_TLS_CERT_FILE"}, "", "client certificate for the Kafka brokers",
+		func(c *Config, v string) error { c.Kafka.TLS.CertFile = v; return nil }},
+	{"kafka.tls.key_file", []string{"KAFKA_TLS_KEY_FILE"}, "", "key of the client certificate for the Kafka brokers",
+		func(c *Config, v string) error { c.Kafka.TLS.KeyFile = v; return nil }},
+	{"kafka.tls.server_name", []string{"KAFKA_TLS_SERVER_NAME"}, "", "name verified in the brokers' certificates (default: their host)",
+		func(c *Config, v string) error { c.Kafka.TLS.ServerName = v; return nil }},
+	{"kafka.tls.insecure_skip_verify", []string{"KAFKA_TLS_INSECURE_SKIP_VERIFY"}, "", "do not verify the Kafka brokers' certificates",
+		func(c *Config, v string) error { return setBool(&c.Kafka.TLS.InsecureSkipVerify, v) }},
+	{"kafka.sasl.mechanism", []string{"KAFKA_SASL_MECHANISM"}, "", "SASL to the Kafka brokers: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+		func(c *Config, v string) error {
+			c.Kafka.SASL.Mechanism = strings.ToUpper(strings.TrimSpace(v))
+			return nil
+		}},
+	{"kafka.sasl.username", []string{"KAFKA_SASL_USERNAME"}, "", "SASL user of the ambassador at the Kafka brokers",
+		func(c *Config, v string) error { c.Kafka.SASL.Username = v; return nil }},
+	{"kafka.sasl.password", []string{"KAFKA_SASL_PASSWORD"}, "", "SASL password of the ambassador at the Kafka brokers",
+		func(c *Config, v string) error { c.Kafka.SASL.Password = Secret(v); return nil }},
 }
 
 // laterSettings are variables of the classic sidecar specs that a later
 // issue wires. Setting one to anything but an empty or false value is
 // refused, so that no setting is silently ignored.
 var laterSettings = map[string]string{
-	"TLS_ENABLED":          "TLS",
-	"TLS_CERT_FILE":        "TLS",
-	"TLS_KEY_FILE":         "TLS",
-	"TLS_CA_FILE":          "TLS",
-	"REDIS_TLS":            "TLS to Redis",
-	"RABBITMQ_TLS":         "TLS to RabbitMQ",
-	"KAFKA_TLS":            "TLS to Kafka",
-	"KAFKA_SASL_MECHANISM": "SASL to Kafka",
-	"KAFKA_SASL_USERNAME":  "SASL to Kafka",
-	"KAFKA_SASL_PASSWORD":  "SASL to Kafka",
-	"RABBITMQ_USERNAME":    "RabbitMQ credentials",
-	"RABBITMQ_PASSWORD":    "RabbitMQ credentials",
-	"REDIS_READ_FROM":      "Redis Cluster replica reads",
-	"REDIS_READ_REPLICAS":  "Redis Cluster replica reads",
-	"AUTH_ENABLED":         "frontend authentication",
+	"TLS_ENABLED":         "TLS",
+	"TLS_CERT_FILE":       "TLS",
+	"TLS_KEY_FILE":        "TLS",
+	"TLS_CA_FILE":         "TLS",
+	"REDIS_TLS":           "TLS to Redis",
+	"RABBITMQ_TLS":        "TLS to RabbitMQ",
+	"RABBITMQ_USERNAME":   "RabbitMQ credentials",
+	"RABBITMQ_PASSWORD":   "RabbitMQ credentials",
+	"REDIS_READ_FROM":     "Redis Cluster replica reads",
+	"REDIS_READ_REPLICAS": "Redis Cluster replica reads",
+	"AUTH_ENABLED":        "frontend authentication",
 }
 
 func normalizePolicy(v string) string {

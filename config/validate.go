@@ -91,6 +91,18 @@ func (c *Config) Validate() error {
 		if k.MaxRequestSize < 1024 {
 			p.add("kafka.max_request_size", "%d is under 1024 bytes", k.MaxRequestSize)
 		}
+		switch strings.ToUpper(k.SASL.Mechanism) {
+		case "":
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+			if k.SASL.Username == "" || k.SASL.Password == "" {
+				p.add("kafka.sasl", "mechanism %s needs a username and a password", k.SASL.Mechanism)
+			}
+		default:
+			p.add("kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
+		}
+		if (k.TLS.CertFile == "") != (k.TLS.KeyFile == "") {
+			p.add("kafka.tls", "cert_file and key_file go together")
+		}
 	}
 	if !r.Enabled() && !c.RabbitMQ.Enabled() && !k.Enabled() {
 		p.list = append(p.list, "nothing to proxy: set REDIS_CLUSTER_NODES (or REDIS_BACKENDS), KAFKA_BOOTSTRAP_SERVERS (or KAFKA_BACKENDS), or the nodes of a frontend in the --config file")

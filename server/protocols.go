@@ -31,7 +31,7 @@ func DefaultProtocols() []Protocol {
 			Enabled: func(c *config.Config) bool { return c.Kafka.Enabled() },
 			Listen:  func(c *config.Config) string { return c.Kafka.Listen },
 			Nodes:   func(c *config.Config) []config.Node { return c.Kafka.BootstrapServers },
-			Probe:   func(*config.Config) health.ProbeFunc { return kafka.Probe() },
+			Probe:   func(c *config.Config) health.ProbeFunc { return kafka.Probe(c) },
 			Build: func(c *config.Config, cl *cluster.Cluster, d Deps) (Frontend, error) {
 				return kafka.New(c, cl, kafka.Deps{Logger: d.Logger, Registry: d.Registry, FrontendMetrics: d.FrontendMetrics})
 			},

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -141,12 +140,6 @@ func (bc *backendConn) usable() bool {
 
 const maxKeepBuf = 64 << 10
 
-// inlineWrites makes the client that finds no write in progress write a
-// shared connection's batch itself, instead of waking its writer
-// goroutine.
-var inlineWrites = os.Getenv("AMBASSADOR_REDIS_INLINE_WRITES") == "1"
-
-var noYield = os.Getenv("AMBASSADOR_REDIS_NOYIELD") == "1"
 
 // send queues the commands in parts (written in order) with their
 // requests and writes them unless another sender is writing. The requests
@@ -186,17 +179,7 @@ func (bc *backendConn) send(parts [][]byte, reqs []*request) uint64 {
 		return gen
 	}
 	gen := bc.gen
-	if bc.dedicated || inlineWrites {
-		if !bc.dedicated {
-			// Let the clients that are runnable now append their batches
-			// first: one write then carries them all.
-			bc.writing = true
-			bc.mu.Unlock()
-			if !noYield {
-				runtime.Gosched()
-			}
-			bc.mu.Lock()
-		}
+	if bc.dedicated {
 		bc.flushLocked()
 	} else if !bc.kicked {
 		// The writer takes everything appended until it runs, so that the
@@ -386,7 +369,7 @@ func (bc *backendConn) readLoop(conn net.Conn, gen uint64, done chan struct{}) {
 	defer close(done)
 	rd := &replyReader{bc: bc, node: bc.pool.node, buf: make([]byte, 16<<10)}
 	var readErr error
-	if sc, ok := conn.(syscall.Conn); ok && !plainReads {
+	if sc, ok := conn.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
 			readErr = rd.runRaw(rc)
 		}

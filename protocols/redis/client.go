@@ -56,6 +56,8 @@ type client struct {
 	started      time.Time
 	timer        *time.Timer // the batch's request timeout, reused
 	lastRead     int         // bytes in rbuf after the last read
+	rbufBox      *[]byte     // the pool's box of rbuf, reused to put it back
+	outBox       *[]byte     // likewise for out
 
 	proto  int
 	authed bool
@@ -101,7 +103,7 @@ func (f *Frontend) newClient(ctx context.Context, conn net.Conn) *client {
 func (c *client) serve() (reason frontend.CloseReason) {
 	defer c.cleanup()
 	var rc syscall.RawConn
-	if sc, ok := c.conn.(syscall.Conn); ok && !plainReads {
+	if sc, ok := c.conn.(syscall.Conn); ok {
 		rc, _ = sc.SyscallConn()
 	}
 	for {
@@ -128,10 +130,6 @@ func (c *client) serve() (reason frontend.CloseReason) {
 		}
 	}
 }
-
-// plainReads turns the raw read loop off (AMBASSADOR_REDIS_PLAIN_READS=1),
-// for comparison.
-var plainReads = os.Getenv("AMBASSADOR_REDIS_PLAIN_READS") == "1"
 
 // serveRaw runs the client inside one RawRead of its socket: it reads with
 // its own syscalls and, when the last read drained the socket, waits for
@@ -205,15 +203,23 @@ var (
 // nothing is buffered (the client waits for its next request).
 func (c *client) releaseBuffers() {
 	if c.r == c.w && len(c.rbuf) == initialReadBuf {
-		b := c.rbuf
-		c.rbuf = nil
+		box := c.rbufBox
+		if box == nil {
+			box = new([]byte)
+		}
+		*box = c.rbuf
+		c.rbuf, c.rbufBox = nil, nil
 		c.r, c.w = 0, 0
-		readBufPool.Put(&b)
+		readBufPool.Put(box)
 	}
 	if c.out != nil && len(c.out) == 0 && cap(c.out) == initialReadBuf {
-		b := c.out
-		c.out = nil
-		outBufPool.Put(&b)
+		box := c.outBox
+		if box == nil {
+			box = new([]byte)
+		}
+		*box = c.out
+		c.out, c.outBox = nil, nil
+		outBufPool.Put(box)
 	}
 }
 
@@ -292,7 +298,8 @@ func (c *client) readBuf() []byte {
 		}
 	}
 	if c.rbuf == nil {
-		c.rbuf = *readBufPool.Get().(*[]byte)
+		c.rbufBox = readBufPool.Get().(*[]byte)
+		c.rbuf = *c.rbufBox
 	}
 	need := max(c.need, c.w-c.r+1)
 	if need > len(c.rbuf)-c.r {
@@ -455,7 +462,8 @@ func (c *client) runBatch() bool {
 		}
 	}
 	if c.out == nil {
-		c.out = *outBufPool.Get().(*[]byte)
+		c.outBox = outBufPool.Get().(*[]byte)
+		c.out = (*c.outBox)[:0]
 	}
 	for _, r := range c.reqs {
 		if r.merge != nil {

@@ -369,7 +369,7 @@ func (r *report) printMarkdown(out io.Writer) {
 		p("  %s", line)
 	}
 	p("  ```\n\n  (`server_connections` left at its default, 1.)\n")
-	p("- **ambassador**: `%s` (a copy of `%s` taken at the start; GOMAXPROCS = nproc, pool of 2 connections per node by default).\n", r.ambCommand(), r.AmbSource)
+	p("- **ambassador**: `%s` (a copy of `%s` taken at the start; GOMAXPROCS = half the CPUs unless GOMAXPROCS is set, pool of 1 connection per node by default).\n", r.ambCommand(), r.AmbSource)
 	p("- Placement check: %d/100 keys written through twemproxy were read back through the ambassador.\n", r.PlacementOK)
 	p("- Each round runs every workload against direct, twemproxy and the ambassador (odd rounds in reverse order). Figures: %s. Latencies are redis-benchmark's, in ms. %s.\n\n", r.pickText(), r.portsLine())
 

@@ -1,0 +1,449 @@
+// Command kafkabench measures Kafka produce and consume throughput through
+// the ambassador against the same kfake cluster directly, side by side in
+// one run: 1 KiB records, acks=all, idempotent producer, franz-go clients.
+//
+//	go run ./e2e/bench/kafkabench [-records 300000] [-rounds 9] [-binary bin/ambassador]
+//
+// Each round produces the same number of records to a fresh topic directly
+// and through the ambassador (alternating which goes first, so that slow
+// drift in the machine's load hits both alike), then consumes each topic
+// from the start with a fresh consumer. Each figure is the steady flow:
+// produce from the first acknowledged record (after a warm-up record) to
+// the last, consume from the first fetched records to the last. The
+// summary is the median over rounds of each mode and of the per-round
+// ratio ambassador/direct.
+//
+// With -binary (the default when bin/ambassador exists, as after `make
+// build`) the ambassador runs as its own process, as deployed, and the CPU
+// time it used per GB moved is reported; otherwise it runs in this process.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ambassador-proxy/ambassador/config"
+	"github.com/ambassador-proxy/ambassador/e2e/harness"
+	"github.com/ambassador-proxy/ambassador/server"
+)
+
+func main() {
+	defaultBinary := ""
+	if _, err := os.Stat("bin/ambassador"); err == nil {
+		defaultBinary = "bin/ambassador"
+	}
+	var (
+		records    = flag.Int("records", 300000, "records per produce or consume run")
+		size       = flag.Int("size", 1024, "record value size in bytes")
+		partitions = flag.Int("partitions", 6, "partitions of each topic (kfake spreads them over the 3 brokers)")
+		rounds     = flag.Int("rounds", 9, "rounds; medians are reported")
+		binary     = flag.String("binary", defaultBinary, "ambassador binary to run as its own process; empty: in this process")
+		ownProcess = flag.Bool("kfake-process", true, "run the kfake cluster in its own process (as brokers are), not in this one")
+		serveKfake = flag.Bool("serve-kfake", false, "internal: run a 3-broker kfake cluster, print its addresses, serve until stdin closes")
+		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of this process to this file")
+	)
+	flag.Parse()
+	log.SetFlags(0)
+	if *serveKfake {
+		fake, err := harness.StartKafka(3)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println("BROKERS " + strings.Join(fake.Addrs, ","))
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		fake.Close()
+		return
+	}
+
+	var brokers []string
+	if *ownProcess {
+		addrs, stop, err := startKfakeProcess()
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer stop()
+		brokers = addrs
+	} else {
+		fake, err := harness.StartKafka(3)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer fake.Close()
+		brokers = fake.Addrs
+	}
+
+	amb, err := startAmbassador(brokers, *binary)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer amb.stop()
+
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	value := make([]byte, *size)
+	_, _ = rand.Read(value) // incompressible; no compression either way
+	ctx := context.Background()
+
+	where, kwhere := "in the benchmark's process", "in the benchmark's process"
+	if *binary != "" {
+		where = "own process " + *binary
+	}
+	if *ownProcess {
+		kwhere = "own process"
+	}
+	fmt.Printf("kfake: 3 brokers (%s); ambassador %s (%s); clients: franz-go in the benchmark's process; %d records of %d B per run, %d partitions, acks=all, idempotent, no compression; GOMAXPROCS=%d, %d CPUs\n",
+		kwhere, amb.addr, where, *records, *size, *partitions, runtime.GOMAXPROCS(0), runtime.NumCPU())
+
+	type figures struct{ produce, consume float64 } // MB/s
+	var direct, through, ratios []figures
+	var ambCPU float64 // seconds the ambassador process ran, over its runs
+	var ambBytes float64
+	for r := 0; r < *rounds; r++ {
+		modes := []string{"direct", "ambassador"}
+		if r%2 == 1 {
+			slices.Reverse(modes)
+		}
+		topics := map[string]string{}
+		res := map[string]*figures{}
+		for _, m := range modes {
+			topics[m] = fmt.Sprintf("bench-%s-%d", m, r)
+			if err := createTopic(ctx, brokers, topics[m], *partitions); err != nil {
+				log.Fatal(err)
+			}
+			res[m] = &figures{}
+		}
+		seeds := func(m string) []string {
+			if m == "ambassador" {
+				return []string{amb.addr}
+			}
+			return brokers
+		}
+		for _, m := range modes {
+			c0 := amb.cpu()
+			d, err := produce(ctx, seeds(m), topics[m], *records, value)
+			if err != nil {
+				log.Fatalf("produce %s: %v", m, err)
+			}
+			res[m].produce = mbps(*records, *size, d)
+			if m == "ambassador" {
+				ambCPU += amb.cpu() - c0
+				ambBytes += float64(*records * *size)
+			}
+		}
+		for _, m := range modes {
+			c0 := amb.cpu()
+			d, err := consume(ctx, seeds(m), topics[m], *records)
+			if err != nil {
+				log.Fatalf("consume %s: %v", m, err)
+			}
+			res[m].consume = mbps(*records, *size, d)
+			if m == "ambassador" {
+				ambCPU += amb.cpu() - c0
+				ambBytes += float64(*records * *size)
+			}
+		}
+		ratio := figures{res["ambassador"].produce / res["direct"].produce, res["ambassador"].consume / res["direct"].consume}
+		fmt.Printf("round %d: produce direct %6.1f MB/s, ambassador %6.1f MB/s (%.2fx); consume direct %6.1f MB/s, ambassador %6.1f MB/s (%.2fx)\n",
+			r+1, res["direct"].produce, res["ambassador"].produce, ratio.produce, res["direct"].consume, res["ambassador"].consume, ratio.consume)
+		direct = append(direct, *res["direct"])
+		through = append(through, *res["ambassador"])
+		ratios = append(ratios, ratio)
+		for _, m := range modes { // free kfake's memory for the next round
+			_ = deleteTopic(ctx, brokers, topics[m])
+		}
+		runtime.GC()
+	}
+	med := func(fs []figures, f func(figures) float64) float64 {
+		v := make([]float64, len(fs))
+		for i, x := range fs {
+			v[i] = f(x)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	prod := func(f figures) float64 { return f.produce }
+	cons := func(f figures) float64 { return f.consume }
+	fmt.Printf("\nmedians of %d rounds (MB/s of record values, 1 MB = 10^6 B):\n\n", *rounds)
+	fmt.Printf("| | direct | through the ambassador | ratio (median of per-round ratios) |\n|---|---|---|---|\n")
+	fmt.Printf("| produce | %.1f | %.1f | %.2fx |\n", med(direct, prod), med(through, prod), med(ratios, prod))
+	fmt.Printf("| consume | %.1f | %.1f | %.2fx |\n", med(direct, cons), med(through, cons), med(ratios, cons))
+	if amb.pid != 0 && ambBytes > 0 {
+		fmt.Printf("\nambassador process CPU: %.2f s per GB of record values moved (user+system, over its produce and consume runs)\n", ambCPU/(ambBytes/1e9))
+	}
+}
+
+func mbps(n, size int, d time.Duration) float64 {
+	return float64(n) * float64(size) / d.Seconds() / 1e6
+}
+
+func admin(brokers []string) (*kadm.Client, func(), error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return nil, nil, err
+	}
+	return kadm.NewClient(cl), cl.Close, nil
+}
+
+func createTopic(ctx context.Context, brokers []string, topic string, partitions int) error {
+	adm, done, err := admin(brokers)
+	if err != nil {
+		return err
+	}
+	defer done()
+	resp, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, topic)
+	if err != nil {
+		return err
+	}
+	return resp.Err
+}
+
+func deleteTopic(ctx context.Context, brokers []string, topic string) error {
+	adm, done, err := admin(brokers)
+	if err != nil {
+		return err
+	}
+	defer done()
+	_, err = adm.DeleteTopics(ctx, topic)
+	return err
+}
+
+// produce writes n records asynchronously (the client keeps as many in
+// flight as its defaults allow) and returns the time from the first to the
+// last acknowledgement of the n-1 after a warm-up record.
+func produce(ctx context.Context, seeds []string, topic string, n int, value []byte) (time.Duration, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(seeds...),
+		kgo.DefaultProduceTopic(topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+	)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	// warm up: metadata, producer id and connections
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: value}).FirstErr(); err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	start := time.Now()
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, err
+	}
+	return d * time.Duration(n) / time.Duration(n-1), nil
+}
+
+// consume reads n records of topic from the start with a fresh consumer;
+// the clock starts at the first records, so that start-up (metadata,
+// offsets) does not count.
+func consume(ctx context.Context, seeds []string, topic string, n int) (time.Duration, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(seeds...),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	got := 0
+	var start time.Time
+	for got < n {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			return 0, err
+		}
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		if ferr != nil {
+			return 0, ferr
+		}
+		if start.IsZero() && fs.NumRecords() > 0 {
+			start = time.Now()
+			n -= fs.NumRecords()
+			continue
+		}
+		got += fs.NumRecords()
+	}
+	return time.Since(start), nil
+}
+
+type ambassador struct {
+	addr string
+	pid  int // of its own process; 0 in process
+	stop func()
+}
+
+// cpu returns the CPU seconds the ambassador's process has used (0 when it
+// runs in this process).
+func (a *ambassador) cpu() float64 {
+	if a.pid == 0 {
+		return 0
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(a.pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// fields after the ")" that ends the command name: utime is the 12th, stime the 13th
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100 // clock ticks (USER_HZ = 100 on Linux)
+}
+
+// startAmbassador runs the ambassador over brokers.
+func startAmbassador(brokers []string, binary string) (*ambassador, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(brokers, ","),
+		"KAFKA_LISTEN":            addr,
+		"ADMIN_LISTEN":            adminAddr,
+		"LOG_LEVEL":               "warn",
+	}
+	if binary != "" {
+		cmd := exec.Command(binary)
+		cmd.Env = os.Environ()
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		a := &ambassador{addr: addr, pid: cmd.Process.Pid, stop: func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }}
+		if err := waitReady(adminAddr); err != nil {
+			a.stop()
+			return nil, err
+		}
+		return a, nil
+	}
+	cfg, err := config.Load(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(cfg, server.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	a := &ambassador{addr: addr, stop: func() { cancel(); <-done }}
+	if err := waitReady(adminAddr); err != nil {
+		a.stop()
+		return nil, err
+	}
+	return a, nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitReady polls /readyz until 200.
+func waitReady(adminAddr string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", adminAddr)
+		if err == nil {
+			fmt.Fprintf(c, "GET /readyz HTTP/1.0\r\nHost: x\r\n\r\n")
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			_, _ = io.Copy(io.Discard, c)
+			c.Close()
+			if strings.Contains(line, " 200 ") {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("ambassador not ready after 15s")
+}
+
+// startKfakeProcess runs this program with -serve-kfake and returns the
+// brokers it serves.
+func startKfakeProcess() ([]string, func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(self, "-serve-kfake")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	stop := func() { stdin.Close(); _ = cmd.Wait() }
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "BROKERS ") {
+		stop()
+		return nil, nil, fmt.Errorf("kfake process: %q %v", line, err)
+	}
+	return strings.Split(strings.TrimSpace(strings.TrimPrefix(line, "BROKERS ")), ","), stop, nil
+}

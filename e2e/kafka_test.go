@@ -1,0 +1,1892 @@
+package e2e
+
+// End-to-end tests of the Kafka frontend: a real 3-broker kfake cluster, the
+// real ambassador server in process, and three independent clients
+// (franz-go kgo, segmentio/kafka-go, and kcat over librdkafka).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	cryptorand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"math/big"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	segkafka "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/compress"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/ambassador-proxy/ambassador/config"
+	"github.com/ambassador-proxy/ambassador/e2e/harness"
+	"github.com/ambassador-proxy/ambassador/protocols/kafka"
+	"github.com/ambassador-proxy/ambassador/protocols/kafka/wire"
+	"github.com/ambassador-proxy/ambassador/server"
+)
+
+const ambID = kafka.AmbassadorNodeID
+
+// kafkaEnv is a 3-broker kfake cluster with the ambassador in front.
+type kafkaEnv struct {
+	t       testing.TB
+	fake    *kfake.Cluster
+	brokers []string
+	srv     *server.Server
+	addr    string // the ambassador's Kafka listener
+	direct  *kgo.Client
+	env     map[string]string // the ambassador's variables; Reload reads them again
+}
+
+func newKafkaEnv(t testing.TB, opts ...kfake.Opt) *kafkaEnv {
+	t.Helper()
+	return newKafkaEnvWith(t, nil, opts...)
+}
+
+// newKafkaEnvWith starts the ambassador with extra variables.
+func newKafkaEnvWith(t testing.TB, env map[string]string, opts ...kfake.Opt) *kafkaEnv {
+	t.Helper()
+	kc := harness.NewKafka(t, 3, append([]kfake.Opt{kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(6)}, opts...)...)
+	e := &kafkaEnv{t: t, fake: kc.Cluster, brokers: kc.Addrs}
+	var err error
+	e.direct, err = kgo.NewClient(kgo.SeedBrokers(e.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.direct.Close)
+	e.startAmbassador(env)
+	e.eventually(10*time.Second, "ambassador ready", func() bool { return e.srv.Readyz().Ready })
+	return e
+}
+
+func kafkaLogger(t testing.TB) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("KAFKA_E2E_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
+}
+
+// startAmbassador runs the real server in process, configured through
+// config.Load from the variables it would get in production.
+func (e *kafkaEnv) startAmbassador(extraEnv map[string]string) {
+	t := e.t
+	t.Helper()
+	env := map[string]string{
+		"KAFKA_BOOTSTRAP_SERVERS": strings.Join(e.brokers, ","),
+		"KAFKA_LISTEN":            "127.0.0.1:0",
+		"ADMIN_LISTEN":            "127.0.0.1:0",
+		"HEALTH_CHECK_INTERVAL":   "300ms",
+		"KAFKA_METADATA_REFRESH":  "1s",
+	}
+	for k, v := range extraEnv {
+		env[k] = v
+	}
+	e.env = env
+	load := func() (*config.Config, error) {
+		return config.Load(nil, func(k string) (string, bool) { v, ok := e.env[k]; return v, ok })
+	}
+	cfg, err := load()
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	srv, err := server.New(cfg, server.Options{Logger: kafkaLogger(t), Load: load})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server.Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("server did not stop")
+		}
+	})
+	select {
+	case <-srv.Started():
+	case err := <-done:
+		t.Fatalf("server.Run: %v", err)
+	}
+	e.srv = srv
+	e.addr = srv.Addr("kafka").String()
+}
+
+func (e *kafkaEnv) eventually(d time.Duration, what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %v waiting for: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// client is a kgo client of the ambassador.
+func (e *kafkaEnv) client(opts ...kgo.Opt) *kgo.Client {
+	e.t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.addr)}, opts...)...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(cl.Close)
+	return cl
+}
+
+// createTopic creates a topic directly on the backend and spreads its
+// partitions: partition p led by broker p%3, so that every request about
+// it spans the three brokers.
+func (e *kafkaEnv) createTopic(topic string, partitions int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(e.direct).CreateTopic(ctx, int32(partitions), 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		e.t.Fatalf("create topic %s: %v", topic, err)
+	}
+	for p := range partitions {
+		if err := e.fake.MoveTopicPartition(topic, int32(p), int32(p%3)); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func (e *kafkaEnv) kcat(ctx context.Context, stdin string, args ...string) (string, error) {
+	e.t.Helper()
+	cmd := exec.CommandContext(ctx, "kcat", append([]string{"-b", e.addr}, args...)...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("kcat %v: %w: %s", args, err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// raw sends one request to addr on a fresh connection and returns the
+// decoded response.
+func raw(t testing.TB, addr string, req kmsg.Request) kmsg.Response {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return rawOn(t, c, req)
+}
+
+func rawOn(t testing.TB, c net.Conn, req kmsg.Request) kmsg.Response {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	id := "e2e-raw"
+	if _, err := c.Write(wire.AppendRequest(nil, 7, &id, req)); err != nil {
+		t.Fatal(err)
+	}
+	frame, err := wire.ReadFrame(bufio.NewReader(c), 1<<30, nil)
+	if err != nil {
+		t.Fatalf("%s v%d: read response: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+	}
+	if corr, _ := wire.ResponseCorrelation(frame); corr != 7 {
+		t.Fatalf("correlation id %d, want 7", corr)
+	}
+	resp, err := wire.DecodeResponse(req.Key(), req.GetVersion(), frame)
+	if err != nil {
+		t.Fatalf("%s v%d: decode response: %v", kmsg.NameForKey(req.Key()), req.GetVersion(), err)
+	}
+	return resp
+}
+
+// backendLeak walks a response and reports any broker id field holding a
+// backend id, or any host:port of a backend broker.
+func (e *kafkaEnv) backendLeak(resp kmsg.Response) string {
+	ports := map[int64]bool{}
+	for _, b := range e.brokers {
+		_, p, _ := net.SplitHostPort(b)
+		n, _ := strconv.Atoi(p)
+		ports[int64(n)] = true
+	}
+	idFields := map[string]bool{"NodeID": true, "LeaderID": true, "Leader": true, "ControllerID": true, "Replicas": true, "ISR": true, "PreferredReadReplica": true}
+	var leak string
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		switch v.Kind() {
+		case reflect.Pointer:
+			if !v.IsNil() {
+				walk(v.Elem(), path)
+			}
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				f := v.Type().Field(i)
+				if !f.IsExported() {
+					continue
+				}
+				fv := v.Field(i)
+				name := path + "." + f.Name
+				switch {
+				case idFields[f.Name] && fv.Kind() == reflect.Int32:
+					if id := fv.Int(); id >= 0 && id != int64(ambID) {
+						leak = fmt.Sprintf("%s = %d", name, id)
+					}
+				case idFields[f.Name] && fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Int32:
+					for j := 0; j < fv.Len(); j++ {
+						if id := fv.Index(j).Int(); id != int64(ambID) {
+							leak = fmt.Sprintf("%s[%d] = %d", name, j, id)
+						}
+					}
+				case f.Name == "Port" && fv.Kind() == reflect.Int32 && ports[fv.Int()]:
+					leak = fmt.Sprintf("%s = %d (a backend port)", name, fv.Int())
+				default:
+					walk(fv, name)
+				}
+			}
+		case reflect.Slice:
+			for i := 0; i < v.Len(); i++ {
+				walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			}
+		case reflect.String:
+			for _, b := range e.brokers {
+				if strings.Contains(v.String(), b) {
+					leak = fmt.Sprintf("%s = %q", path, v.String())
+				}
+			}
+		}
+	}
+	walk(reflect.ValueOf(resp), kmsg.NameForKey(resp.Key()))
+	return leak
+}
+
+type rec struct{ key, value string }
+
+func produceKgo(t testing.TB, cl *kgo.Client, topic string, recs []rec) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	krs := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		krs[i] = &kgo.Record{Topic: topic, Key: []byte(r.key), Value: []byte(r.value)}
+	}
+	if err := cl.ProduceSync(ctx, krs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// consumeKgo reads n records of topic from the start with a fresh client
+// (the ambassador's when seeds is nil), failing on more or fewer.
+func (e *kafkaEnv) consumeKgo(t testing.TB, topic string, n int, seeds []string, opts ...kgo.Opt) []rec {
+	t.Helper()
+	if seeds == nil {
+		seeds = []string{e.addr}
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(500 * time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []rec
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records of %s", len(out), n, topic)
+		}
+		fs.EachError(func(tp string, p int32, err error) { t.Logf("fetch %s/%d: %v", tp, p, err) })
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, rec{string(r.Key), string(r.Value)}) })
+	}
+	// nothing more may come
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel2()
+	fs := cl.PollFetches(ctx2)
+	fs.EachRecord(func(r *kgo.Record) { out = append(out, rec{string(r.Key), string(r.Value)}) })
+	if len(out) != n {
+		t.Fatalf("consumed %d records of %s, want exactly %d", len(out), topic, n)
+	}
+	return out
+}
+
+func makeRecs(prefix string, n int) []rec {
+	out := make([]rec, n)
+	for i := range out {
+		out[i] = rec{fmt.Sprintf("%s-k%d", prefix, i%17), fmt.Sprintf("%s-v%d", prefix, i)}
+	}
+	return out
+}
+
+func sameRecs(t testing.TB, what string, got, want []rec) {
+	t.Helper()
+	g := slices.Clone(got)
+	w := slices.Clone(want)
+	less := func(a, b rec) int { return strings.Compare(a.value+"\x00"+a.key, b.value+"\x00"+b.key) }
+	slices.SortFunc(g, less)
+	slices.SortFunc(w, less)
+	if !slices.Equal(g, w) {
+		t.Fatalf("%s: got %d records, want %d; first got %v, first want %v", what, len(g), len(w), head(g), head(w))
+	}
+}
+
+func head(r []rec) []rec { return r[:min(3, len(r))] }
+
+// ---------------------------------------------------------------------
+
+func TestKafkaMetadataShowsOneBroker(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("meta", 6)
+	_, port, _ := net.SplitHostPort(e.addr)
+
+	t.Run("kgo", func(t *testing.T) {
+		adm := kadm.NewClient(e.client())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		md, err := adm.Metadata(ctx, "meta")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(md.Brokers) != 1 || md.Brokers[0].NodeID != ambID || net.JoinHostPort(md.Brokers[0].Host, strconv.Itoa(int(md.Brokers[0].Port))) != e.addr {
+			t.Fatalf("brokers %+v, want only the ambassador %d at %s", md.Brokers, ambID, e.addr)
+		}
+		if md.Controller != ambID {
+			t.Errorf("controller %d, want %d", md.Controller, ambID)
+		}
+		direct, err := kadm.NewClient(e.direct).Metadata(ctx, "meta")
+		if err != nil {
+			t.Fatal(err)
+		}
+		td, ta := direct.Topics["meta"], md.Topics["meta"]
+		if ta.ID != td.ID || len(ta.Partitions) != 6 || len(td.Partitions) != 6 {
+			t.Fatalf("topic id %v partitions %d, backend says %v and %d", ta.ID, len(ta.Partitions), td.ID, len(td.Partitions))
+		}
+		for _, p := range ta.Partitions {
+			if p.Leader != ambID || !slices.Equal(p.Replicas, []int32{ambID}) || !slices.Equal(p.ISR, []int32{ambID}) {
+				t.Errorf("partition %d: leader %d replicas %v isr %v, want the ambassador alone", p.Partition, p.Leader, p.Replicas, p.ISR)
+			}
+			if p.LeaderEpoch != td.Partitions[p.Partition].LeaderEpoch {
+				t.Errorf("partition %d: leader epoch %d, backend %d", p.Partition, p.LeaderEpoch, td.Partitions[p.Partition].LeaderEpoch)
+			}
+		}
+		if md.Cluster != direct.Cluster {
+			t.Errorf("cluster id %q, backend %q", md.Cluster, direct.Cluster)
+		}
+	})
+
+	t.Run("kafka-go", func(t *testing.T) {
+		conn, err := segkafka.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		bs, err := conn.Brokers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(bs) != 1 || bs[0].ID != int(ambID) || strconv.Itoa(bs[0].Port) != port {
+			t.Fatalf("brokers %+v, want only the ambassador", bs)
+		}
+		ps, err := conn.ReadPartitions("meta")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ps) != 6 {
+			t.Fatalf("%d partitions, want 6", len(ps))
+		}
+		for _, p := range ps {
+			if p.Leader.ID != int(ambID) || strconv.Itoa(p.Leader.Port) != port {
+				t.Errorf("partition %d leader %+v, want the ambassador", p.ID, p.Leader)
+			}
+		}
+	})
+
+	t.Run("kcat", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		out, err := e.kcat(ctx, "", "-L", "-J", "-t", "meta")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var md struct {
+			ControllerID int `json:"controllerid"`
+			Brokers      []struct {
+				ID   int    `json:"id"`
+				Name string `json:"name"`
+			} `json:"brokers"`
+			Topics []struct {
+				Topic      string `json:"topic"`
+				Partitions []struct {
+					Partition int `json:"partition"`
+					Leader    int `json:"leader"`
+					Replicas  []struct {
+						ID int `json:"id"`
+					} `json:"replicas"`
+				} `json:"partitions"`
+			} `json:"topics"`
+		}
+		if err := json.Unmarshal([]byte(out), &md); err != nil {
+			t.Fatalf("kcat -L -J: %v\n%s", err, out)
+		}
+		if len(md.Brokers) != 1 || md.Brokers[0].ID != int(ambID) || md.Brokers[0].Name != e.addr {
+			t.Fatalf("kcat sees brokers %+v, want only %d at %s", md.Brokers, ambID, e.addr)
+		}
+		if md.ControllerID != int(ambID) {
+			t.Errorf("kcat controller %d", md.ControllerID)
+		}
+		if len(md.Topics) != 1 || len(md.Topics[0].Partitions) != 6 {
+			t.Fatalf("kcat topics %+v", md.Topics)
+		}
+		for _, p := range md.Topics[0].Partitions {
+			if p.Leader != int(ambID) || len(p.Replicas) != 1 || p.Replicas[0].ID != int(ambID) {
+				t.Errorf("kcat partition %+v", p)
+			}
+		}
+		for _, b := range e.brokers {
+			if strings.Contains(out, b) {
+				t.Errorf("kcat -L shows backend broker %s", b)
+			}
+		}
+	})
+
+	t.Run("nodes", func(t *testing.T) {
+		// /nodes covers every discovered broker, probed with ApiVersions
+		e.eventually(5*time.Second, "3 brokers up in /nodes", func() bool {
+			var up int
+			for _, c := range e.srv.Nodes().Clusters {
+				if c.Name != "kafka" {
+					continue
+				}
+				for _, n := range c.Nodes {
+					if n.State == "up" && !n.LastProbe.IsZero() && slices.Contains(e.brokers, n.Addr) {
+						up++
+					}
+				}
+			}
+			return up == 3
+		})
+	})
+}
+
+func TestKafkaProduceConsume(t *testing.T) {
+	e := newKafkaEnv(t)
+
+	t.Run("kgo-idempotent-to-kcat", func(t *testing.T) {
+		e.createTopic("pc-kgo", 6)
+		cl := e.client(kgo.RequiredAcks(kgo.AllISRAcks())) // idempotent by default
+		want := makeRecs("kgo", 600)
+		produceKgo(t, cl, "pc-kgo", want)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := e.kcat(ctx, "", "-C", "-t", "pc-kgo", "-o", "beginning", "-e", "-q", "-f", "%k|%s\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRecs(t, "kcat consuming kgo's records", parseLines(out), want)
+		// and the same through the backend directly: nothing lost, nothing doubled
+		sameRecs(t, "backend", e.consumeKgo(t, "pc-kgo", len(want), e.brokers), want)
+	})
+
+	t.Run("kcat-idempotent-to-kafka-go-group", func(t *testing.T) {
+		e.createTopic("pc-kcat", 6)
+		want := makeRecs("kcat", 400)
+		var in strings.Builder
+		for _, r := range want {
+			fmt.Fprintf(&in, "%s|%s\n", r.key, r.value)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := e.kcat(ctx, in.String(), "-P", "-t", "pc-kcat", "-K", "|",
+			"-X", "enable.idempotence=true", "-X", "acks=all"); err != nil {
+			t.Fatal(err)
+		}
+		r := segkafka.NewReader(segkafka.ReaderConfig{
+			Brokers: []string{e.addr}, GroupID: "kafka-go-group", Topic: "pc-kcat",
+			StartOffset: segkafka.FirstOffset, MaxWait: 200 * time.Millisecond,
+		})
+		defer r.Close()
+		var got []rec
+		for len(got) < len(want) {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatalf("kafka-go group reader after %d records: %v", len(got), err)
+			}
+			got = append(got, rec{string(m.Key), string(m.Value)})
+		}
+		sameRecs(t, "kafka-go consuming kcat's records", got, want)
+	})
+
+	t.Run("kafka-go-acks-all-to-kgo", func(t *testing.T) {
+		e.createTopic("pc-kafkago", 6)
+		w := &segkafka.Writer{Addr: segkafka.TCP(e.addr), Topic: "pc-kafkago", RequiredAcks: segkafka.RequireAll, Transport: &segkafka.Transport{},
+			Balancer: &segkafka.Hash{}, BatchTimeout: 5 * time.Millisecond}
+		defer w.Close()
+		want := makeRecs("kafkago", 500)
+		msgs := make([]segkafka.Message, len(want))
+		for i, r := range want {
+			msgs[i] = segkafka.Message{Key: []byte(r.key), Value: []byte(r.value)}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		sameRecs(t, "kgo consuming kafka-go's records", e.consumeKgo(t, "pc-kafkago", len(want), nil), want)
+	})
+
+	t.Run("kgo-acks0", func(t *testing.T) {
+		e.createTopic("pc-acks0", 6)
+		cl := e.client(kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+		want := makeRecs("acks0", 300)
+		produceKgo(t, cl, "pc-acks0", want)
+		// acks=0 is answered by nobody; the records still arrive
+		sameRecs(t, "acks=0 records", e.consumeKgo(t, "pc-acks0", len(want), nil), want)
+	})
+}
+
+func parseLines(out string) []rec {
+	var got []rec
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(l, "|")
+		got = append(got, rec{k, v})
+	}
+	return got
+}
+
+// TestKafkaCompressionUntouched sends record batches compressed with each
+// codec through the ambassador and checks that the backend stored the very
+// bytes that were sent (only the offset and leader epoch, which the broker
+// assigns, differ), that a fetch through the ambassador returns the very
+// bytes the backend returns, and that the three clients, producing and
+// consuming compressed batches through it, get their records back.
+func TestKafkaCompressionUntouched(t *testing.T) {
+	e := newKafkaEnv(t)
+	codecs := []struct {
+		name  string
+		id    int8
+		codec kgo.CompressionCodec
+		seg   compress.Compression
+	}{
+		{"gzip", 1, kgo.GzipCompression(), compress.Gzip},
+		{"snappy", 2, kgo.SnappyCompression(), compress.Snappy},
+		{"lz4", 3, kgo.Lz4Compression(), compress.Lz4},
+		{"zstd", 4, kgo.ZstdCompression(), compress.Zstd},
+	}
+	for _, c := range codecs {
+		t.Run(c.name, func(t *testing.T) {
+			topic := "comp-" + c.name
+			e.createTopic(topic, 3)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+
+			// 1. raw batches, one per partition, through the ambassador
+			var want []rec
+			sent := map[int32][]byte{}
+			conn, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			for p := range int32(3) {
+				recs := makeRecs(fmt.Sprintf("%s-raw%d", c.name, p), 50)
+				batch := compressedBatch(t, c.codec, recs)
+				if codec := int8(binary.BigEndian.Uint16(batch[21:]) & 7); codec != c.id {
+					t.Fatalf("built a batch with codec %d, want %d", codec, c.id)
+				}
+				sent[p] = batch
+				req := kmsg.NewPtrProduceRequest()
+				req.Version = []int16{7, 9, 11}[p] // non-flexible and flexible
+				req.Acks = -1
+				req.TimeoutMillis = 5000
+				rt := kmsg.NewProduceRequestTopic()
+				rt.Topic = topic
+				rp := kmsg.NewProduceRequestTopicPartition()
+				rp.Partition = p
+				rp.Records = batch
+				rt.Partitions = append(rt.Partitions, rp)
+				req.Topics = append(req.Topics, rt)
+				e.eventually(5*time.Second, "raw produce accepted", func() bool {
+					resp := rawOn(t, conn, req).(*kmsg.ProduceResponse)
+					return resp.Topics[0].Partitions[0].ErrorCode == 0
+				})
+				want = append(want, recs...)
+			}
+			for p := range int32(3) {
+				stored := e.fetchRaw(t, "", topic, p)
+				n, _, crcOK := batchInfo(t, stored)
+				b := sent[p]
+				if n != len(b) || !bytes.Equal(stored[8:12], b[8:12]) || !bytes.Equal(stored[16:n], b[16:]) || !crcOK {
+					t.Fatalf("partition %d: the backend stored a batch of %d bytes differing from the %d-byte %s batch sent (crc ok %v)", p, n, len(b), c.name, crcOK)
+				}
+			}
+
+			// 2. the clients, each compressing
+			kr := makeRecs(c.name+"-kgo", 300)
+			produceKgo(t, e.client(kgo.ProducerBatchCompression(c.codec), kgo.ProducerLinger(20*time.Millisecond)), topic, kr)
+			want = append(want, kr...)
+
+			sr := makeRecs(c.name+"-kafkago", 60)
+			w := &segkafka.Writer{Addr: segkafka.TCP(e.addr), Topic: topic, RequiredAcks: segkafka.RequireAll, Transport: &segkafka.Transport{},
+				Compression: c.seg, BatchTimeout: 5 * time.Millisecond}
+			msgs := make([]segkafka.Message, len(sr))
+			for i, r := range sr {
+				msgs[i] = segkafka.Message{Key: []byte(r.key), Value: []byte(r.value)}
+			}
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			want = append(want, sr...)
+
+			cr := makeRecs(c.name+"-kcat", 40)
+			var in strings.Builder
+			for _, r := range cr {
+				fmt.Fprintf(&in, "%s|%s\n", r.key, r.value)
+			}
+			if _, err := e.kcat(ctx, in.String(), "-P", "-t", topic, "-K", "|", "-z", c.name); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, cr...)
+
+			// 3. fetched through the ambassador byte for byte as from the
+			// backend; every batch in the codec (or uncompressed, which
+			// clients choose when compressing would not shrink a batch)
+			compressed := 0
+			for p := range int32(3) {
+				viaBackend := e.fetchRaw(t, "", topic, p)
+				viaAmb := e.fetchRaw(t, e.addr, topic, p)
+				if !bytes.Equal(viaBackend, viaAmb) {
+					t.Fatalf("partition %d: fetch through the ambassador returned %d bytes differing from the backend's %d", p, len(viaAmb), len(viaBackend))
+				}
+				for b := viaBackend; len(b) > 0; {
+					n, codec, crcOK := batchInfo(t, b)
+					if codec != c.id && codec != 0 {
+						t.Errorf("partition %d: a batch with codec %d in a %s topic", p, codec, c.name)
+					}
+					if codec == c.id {
+						compressed++
+					}
+					if !crcOK {
+						t.Errorf("partition %d: batch CRC mismatch", p)
+					}
+					b = b[n:]
+				}
+			}
+			if compressed < 6 { // 3 raw + client batches
+				t.Errorf("only %d %s batches stored", compressed, c.name)
+			}
+			out, err := e.kcat(ctx, "", "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k|%s\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameRecs(t, "kcat consuming "+c.name, parseLines(out), want)
+			sameRecs(t, "kgo consuming "+c.name, e.consumeKgo(t, topic, len(want), nil), want)
+		})
+	}
+}
+
+// compressedBatch builds a v2 record batch of recs compressed with codec
+// (by franz-go's own compressor), as a producer would send it.
+func compressedBatch(t testing.TB, codec kgo.CompressionCodec, recs []rec) []byte {
+	t.Helper()
+	var body []byte
+	for i, r := range recs {
+		kr := kmsg.Record{OffsetDelta: int32(i), Key: []byte(r.key), Value: []byte(r.value)}
+		kr.Length = int32(len(kr.AppendTo(nil)) - 1)
+		body = kr.AppendTo(body)
+	}
+	comp, err := kgo.DefaultCompressor(codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, typ := comp.Compress(new(bytes.Buffer), body)
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, Attributes: int16(typ), LastOffsetDelta: int32(len(recs) - 1),
+		FirstTimestamp: now, MaxTimestamp: now, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		NumRecords: int32(len(recs)), Records: out,
+	}
+	return sealBatch(b.AppendTo(nil))
+}
+
+// sealBatch sets a batch's length and CRC-32C.
+func sealBatch(raw []byte) []byte {
+	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
+}
+
+// fetchRaw fetches partition p of topic from offset 0: from its leader
+// directly when addr is "", else from addr (the ambassador).
+func (e *kafkaEnv) fetchRaw(t testing.TB, addr, topic string, p int32) []byte {
+	t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 11 // topic names, no sessions needed
+	req.ReplicaID = -1
+	req.MaxWaitMillis = 100
+	req.MaxBytes = 50 << 20
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition = p
+	rp.PartitionMaxBytes = 10 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	if addr == "" {
+		addr = e.brokers[e.fake.LeaderFor(topic, p)]
+	}
+	resp := raw(t, addr, req).(*kmsg.FetchResponse)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("fetch %s/%d from %s: %+v", topic, p, addr, resp)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("fetch %s/%d from %s: %v", topic, p, addr, kerr.ErrorForCode(code))
+	}
+	return resp.Topics[0].Partitions[0].RecordBatches
+}
+
+// batchInfo returns a v2 record batch's length, compression codec, and
+// whether its CRC-32C holds.
+func batchInfo(t testing.TB, b []byte) (int, int8, bool) {
+	t.Helper()
+	if len(b) < 61 || b[16] != 2 {
+		t.Fatalf("not a v2 record batch")
+	}
+	n := 12 + int(binary.BigEndian.Uint32(b[8:]))
+	attrs := binary.BigEndian.Uint16(b[21:])
+	crc := binary.BigEndian.Uint32(b[17:])
+	ok := crc32.Checksum(b[21:n], crc32.MakeTable(crc32.Castagnoli)) == crc
+	return n, int8(attrs & 7), ok
+}
+
+func TestKafkaConsumerGroups(t *testing.T) {
+	// KIP-848 members heartbeat every 500ms (Kafka's default is 5s)
+	e := newKafkaEnv(t, kfake.BrokerConfigs(map[string]string{"group.consumer.heartbeat.interval.ms": "500"}))
+	for _, mode := range []string{"classic", "kip848"} {
+		t.Run("kgo-"+mode, func(t *testing.T) {
+			topic := "grp-" + mode
+			e.createTopic(topic, 6)
+			group := "g-" + mode
+			opts := []kgo.Opt{kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(300 * time.Millisecond)}
+			if mode == "kip848" {
+				opts = append(opts, kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer()))
+			} else {
+				opts = append(opts, kgo.SessionTimeout(6*time.Second), kgo.RebalanceTimeout(6*time.Second))
+			}
+			groupRebalance(t, e, topic, group, opts)
+		})
+	}
+
+	t.Run("kcat-classic", func(t *testing.T) {
+		topic, group := "grp-kcat", "g-kcat"
+		e.createTopic(topic, 6)
+		want := makeRecs("kcatgrp", 300)
+		produceKgo(t, e.client(), topic, want)
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		defer cancel()
+		// two librdkafka members of one group, each until its partitions end
+		var outs [2]string
+		var errs [2]error
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				outs[i], errs[i] = e.kcat(ctx, "", "-G", group, "-X", "auto.offset.reset=earliest",
+					"-X", "session.timeout.ms=6000", "-e", "-q", "-f", "%k|%s\n", topic)
+			})
+		}
+		wg.Wait()
+		for i := range 2 {
+			if errs[i] != nil {
+				t.Fatalf("member %d: %v", i, errs[i])
+			}
+		}
+		got := append(parseLines(outs[0]), parseLines(outs[1])...)
+		// A member may re-read a partition it was handed after the other
+		// finished it, before the commit; the union must be complete.
+		seen := map[rec]bool{}
+		for _, r := range got {
+			seen[r] = true
+		}
+		for _, r := range want {
+			if !seen[r] {
+				t.Fatalf("record %v consumed by no member (got %d, %d)", r, len(parseLines(outs[0])), len(parseLines(outs[1])))
+			}
+		}
+		// the group is described through the ambassador
+		adm := kadm.NewClient(e.client())
+		dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer dcancel()
+		lag, err := adm.Lag(dctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gl := lag[group]; gl.Error() != nil || gl.Lag.Total() != 0 {
+			t.Errorf("group %s lag %d (err %v), want 0 after both members consumed and committed", group, gl.Lag.Total(), gl.Error())
+		}
+	})
+}
+
+// groupRebalance runs two members of a group, checks both get partitions
+// and together consume everything, then closes one and checks the other
+// takes over its partitions and consumes what follows.
+func groupRebalance(t *testing.T, e *kafkaEnv, topic, group string, opts []kgo.Opt) {
+	if os.Getenv("KAFKA_E2E_DIRECT") != "" { // the same against kfake directly
+		opts = append(opts, kgo.SeedBrokers(e.brokers...))
+	}
+	var mu sync.Mutex
+	assigned := map[int]map[int32]bool{0: {}, 1: {}}
+	seen := map[string]int{}
+	var members [2]*kgo.Client
+	for i := range members {
+		o := append(slices.Clone(opts),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				for _, p := range m[topic] {
+					assigned[i][p] = true
+				}
+				mu.Unlock()
+			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				for _, p := range m[topic] {
+					delete(assigned[i], p)
+				}
+				mu.Unlock()
+			}),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+				mu.Lock()
+				for _, p := range m[topic] {
+					delete(assigned[i], p)
+				}
+				mu.Unlock()
+			}))
+		members[i] = e.client(o...)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	polling := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	for i, m := range members {
+		wg.Go(func() {
+			defer close(polling[i])
+			for ctx.Err() == nil {
+				fs := m.PollFetches(ctx)
+				if errors.Is(fs.Err0(), kgo.ErrClientClosed) {
+					return
+				}
+				mu.Lock()
+				fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)]++ })
+				mu.Unlock()
+			}
+		})
+	}
+	producer := e.client()
+	first := makeRecs(group+"-a", 600)
+	produceKgo(t, producer, topic, first)
+	waitSeen := func(recs []rec, what string) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			missing := 0
+			for _, r := range recs {
+				if seen[r.value] == 0 {
+					missing++
+				}
+			}
+			mu.Unlock()
+			if missing == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d of %d records never consumed", what, missing, len(recs))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitSeen(first, "two members")
+	e.eventually(20*time.Second, "both members own partitions", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(assigned[0]) > 0 && len(assigned[1]) > 0 && len(assigned[0])+len(assigned[1]) == 6
+	})
+	// member 0 leaves; member 1 must take all six partitions
+	members[0].Close()
+	<-polling[0]
+	e.eventually(30*time.Second, "the remaining member owns every partition", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(assigned[1]) == 6
+	})
+	second := makeRecs(group+"-b", 300)
+	produceKgo(t, producer, topic, second)
+	waitSeen(second, "after the rebalance")
+
+	// The remaining member commits every partition up to its end (it may
+	// re-read what the member that left had read but not committed).
+	adm := kadm.NewClient(e.client())
+	want := int64(len(first) + len(second))
+	var committed int64
+	var detail []string
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := members[1].CommitUncommittedOffsets(dctx); err != nil {
+			t.Logf("commit: %v", err)
+		}
+		offs, err := adm.FetchOffsets(dctx, group)
+		dcancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		committed, detail = 0, nil
+		offs.Each(func(o kadm.OffsetResponse) {
+			if o.Err != nil {
+				t.Errorf("offset fetch %s/%d: %v", o.Topic, o.Partition, o.Err)
+			}
+			committed += o.At
+			detail = append(detail, fmt.Sprintf("%d:%d", o.Partition, o.At))
+		})
+		if committed == want {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("committed offsets sum to %d, want %d: %v", committed, want, detail)
+}
+
+func TestKafkaTransactions(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("txn", 6)
+	cl := e.client(kgo.TransactionalID("amb-txn-1"), kgo.DefaultProduceTopic("txn"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var committed []rec
+	for i, commit := range []bool{true, false, true, false} {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		recs := makeRecs(fmt.Sprintf("txn%d-%v", i, commit), 40)
+		for _, r := range recs {
+			cl.Produce(ctx, &kgo.Record{Key: []byte(r.key), Value: []byte(r.value)}, func(_ *kgo.Record, err error) {
+				if err != nil {
+					t.Errorf("produce: %v", err)
+				}
+			})
+		}
+		if err := cl.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end transaction (commit=%v): %v", commit, err)
+		}
+		if commit {
+			committed = append(committed, recs...)
+		}
+	}
+	sameRecs(t, "read_committed through the ambassador",
+		e.consumeKgo(t, "txn", len(committed), nil, kgo.FetchIsolationLevel(kgo.ReadCommitted())), committed)
+	// read_uncommitted sees the aborted ones too
+	e.consumeKgo(t, "txn", 160, nil, kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
+	// librdkafka's read_committed agrees
+	out, err := e.kcat(ctx, "", "-C", "-t", "txn", "-o", "beginning", "-e", "-q", "-f", "%k|%s\n",
+		"-X", "isolation.level=read_committed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameRecs(t, "kcat read_committed", parseLines(out), committed)
+
+	t.Run("consume-transform-produce", func(t *testing.T) {
+		// A group transact session: offsets committed inside the
+		// transaction (AddOffsetsToTxn, TxnOffsetCommit).
+		e.createTopic("txn-in", 3)
+		e.createTopic("txn-out", 3)
+		in := makeRecs("ctp", 90)
+		produceKgo(t, e.client(), "txn-in", in)
+		sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(e.addr), kgo.TransactionalID("amb-ctp"),
+			kgo.ConsumerGroup("ctp-group"), kgo.ConsumeTopics("txn-in"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DefaultProduceTopic("txn-out"), kgo.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sess.Close()
+		moved := 0
+		for moved < len(in) && ctx.Err() == nil {
+			fs := sess.PollFetches(ctx)
+			if err := sess.Begin(); err != nil {
+				t.Fatal(err)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				moved++
+				sess.Produce(ctx, &kgo.Record{Key: r.Key, Value: append([]byte("out-"), r.Value...)}, nil)
+			})
+			if _, err := sess.End(ctx, kgo.TryCommit); err != nil {
+				t.Fatalf("end: %v", err)
+			}
+		}
+		var want []rec
+		for _, r := range in {
+			want = append(want, rec{r.key, "out-" + r.value})
+		}
+		sameRecs(t, "transformed", e.consumeKgo(t, "txn-out", len(want), nil, kgo.FetchIsolationLevel(kgo.ReadCommitted())), want)
+		offs, err := kadm.NewClient(e.client()).FetchOffsets(ctx, "ctp-group")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum int64
+		offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+		if sum != int64(len(in)) {
+			t.Errorf("offsets committed in the transactions sum to %d, want %d", sum, len(in))
+		}
+	})
+}
+
+// TestKafkaLeadersMoveUnderLoad produces without pause through the
+// ambassador while kfake moves partition leaders, then checks with fresh
+// readers that every acknowledged record is there exactly once.
+func TestKafkaLeadersMoveUnderLoad(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("moves", 6)
+	cl := e.client(kgo.DefaultProduceTopic("moves"), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordRetries(1000))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var acked []rec
+	var failed int
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // the leader mover
+		rng := rand.New(rand.NewPCG(1, 2))
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			if i%2 == 0 {
+				e.fake.ShufflePartitionLeaders()
+			} else {
+				_ = e.fake.MoveTopicPartition("moves", rng.Int32N(6), rng.Int32N(3))
+			}
+		}
+	})
+	deadline := time.Now().Add(3 * time.Second)
+	n := 0
+	for time.Now().Before(deadline) {
+		r := rec{fmt.Sprintf("k%d", n%23), fmt.Sprintf("move-%d", n)}
+		n++
+		cl.Produce(ctx, &kgo.Record{Key: []byte(r.key), Value: []byte(r.value)}, func(_ *kgo.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				return
+			}
+			acked = append(acked, r)
+		})
+		if n%200 == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	notLeader := metricValue(t, e.srv, "ambassador_kafka_partition_errors_total", map[string]string{"api": "Produce", "error": kerr.NotLeaderForPartition.Message})
+	t.Logf("%d records produced during leader moves, %d acknowledged, %d failed; the ambassador relayed %v NOT_LEADER_OR_FOLLOWER", n, len(acked), failed, notLeader)
+	if notLeader == 0 {
+		t.Fatalf("no produce met a moved leader: the test did not exercise re-routing")
+	}
+	if len(acked) < n/2 {
+		t.Fatalf("only %d of %d records acknowledged", len(acked), n)
+	}
+	// every acknowledged record, exactly once: read back directly and
+	// through the ambassador (failed ones may or may not be there)
+	total := len(acked) + failed
+	for _, via := range []struct {
+		name  string
+		seeds []string
+	}{{"backend", e.brokers}, {"ambassador", nil}} {
+		got := e.consumeAtLeast(t, "moves", len(acked), total, via.seeds)
+		count := map[rec]int{}
+		for _, r := range got {
+			count[r]++
+		}
+		for _, r := range acked {
+			if count[r] != 1 {
+				t.Fatalf("via %s: acknowledged record %v read %d times", via.name, r, count[r])
+			}
+		}
+	}
+}
+
+// consumeAtLeast reads topic from the start until at least min records
+// came and nothing more arrives (at most max).
+func (e *kafkaEnv) consumeAtLeast(t testing.TB, topic string, min, max int, seeds []string) []rec {
+	t.Helper()
+	if seeds == nil {
+		seeds = []string{e.addr}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []rec
+	deadline := time.Now().Add(30 * time.Second)
+	quiet := time.Time{}
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		before := len(out)
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, rec{string(r.Key), string(r.Value)}) })
+		if len(out) > max {
+			t.Fatalf("read %d records, more than the %d produced", len(out), max)
+		}
+		if len(out) >= min && len(out) == before {
+			if quiet.IsZero() {
+				quiet = time.Now()
+			} else if time.Since(quiet) > time.Second {
+				return out
+			}
+		} else {
+			quiet = time.Time{}
+		}
+	}
+	t.Fatalf("read %d records of %s, want at least %d", len(out), topic, min)
+	return nil
+}
+
+func TestKafkaBrokerRemovedAndReadded(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("churn", 6)
+	cl := e.client(kgo.DefaultProduceTopic("churn"))
+	nodeAddrs := func() []string {
+		var out []string
+		for _, c := range e.srv.Nodes().Clusters {
+			if c.Name == "kafka" {
+				for _, n := range c.Nodes {
+					out = append(out, n.Addr)
+				}
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	var all []rec
+	step := func(name string) {
+		recs := makeRecs(name, 120)
+		produceKgo(t, cl, "churn", recs)
+		all = append(all, recs...)
+		sameRecs(t, name, e.consumeKgo(t, "churn", len(all), nil), all)
+	}
+	step("before")
+
+	removed := e.brokers[2]
+	if err := e.fake.RemoveNode(2); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(10*time.Second, "the removed broker leaves the node set", func() bool {
+		return !slices.Contains(nodeAddrs(), removed) && len(nodeAddrs()) == 2
+	})
+	step("removed")
+
+	_, port, _ := net.SplitHostPort(removed)
+	p, _ := strconv.Atoi(port)
+	id, newPort, err := e.fake.AddNode(2, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readded := net.JoinHostPort("127.0.0.1", strconv.Itoa(newPort))
+	e.eventually(10*time.Second, "the re-added broker joins the node set", func() bool {
+		return slices.Contains(nodeAddrs(), readded) && len(nodeAddrs()) == 3
+	})
+	// put leaders on the re-added broker and use them
+	for q := int32(0); q < 6; q += 2 {
+		if err := e.fake.MoveTopicPartition("churn", q, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step("readded")
+	e.eventually(5*time.Second, "the re-added broker probed up", func() bool {
+		for _, c := range e.srv.Nodes().Clusters {
+			for _, n := range c.Nodes {
+				if n.Addr == readded {
+					return n.State == "up" && !n.LastProbe.IsZero()
+				}
+			}
+		}
+		return false
+	})
+}
+
+// TestKafkaNoBackendLeaks sends the requests whose responses name brokers
+// straight to the ambassador and checks that only the ambassador appears.
+func TestKafkaNoBackendLeaks(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("leaks", 6)
+	host, port, _ := net.SplitHostPort(e.addr)
+	check := func(resp kmsg.Response) {
+		t.Helper()
+		if leak := e.backendLeak(resp); leak != "" {
+			t.Errorf("%s leaks a backend broker: %s", kmsg.NameForKey(resp.Key()), leak)
+		}
+	}
+	topic := "leaks"
+
+	for _, v := range []int16{1, 9, 12, 13} {
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = v
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = &topic
+		req.Topics = append(req.Topics, rt)
+		resp := raw(t, e.addr, req).(*kmsg.MetadataResponse)
+		check(resp)
+		if len(resp.Brokers) != 1 || resp.Brokers[0].Host != host || strconv.Itoa(int(resp.Brokers[0].Port)) != port {
+			t.Errorf("metadata v%d brokers %+v", v, resp.Brokers)
+		}
+	}
+	for _, v := range []int16{0, 3, 4, 6} {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.Version = v
+		req.CoordinatorKey = "leak-group"
+		req.CoordinatorKeys = []string{"leak-group", "another-group"}
+		resp := raw(t, e.addr, req).(*kmsg.FindCoordinatorResponse)
+		if v >= 4 {
+			resp.NodeID = -1 // a v0-v3 field: not on the wire, zero when decoded
+		}
+		check(resp)
+		if v < 4 && (resp.ErrorCode != 0 || resp.NodeID != ambID || resp.Host != host) {
+			t.Errorf("FindCoordinator v%d: %+v", v, resp)
+		}
+		if v >= 4 && (len(resp.Coordinators) != 2 || resp.Coordinators[1].NodeID != ambID || resp.Coordinators[1].Key != "another-group") {
+			t.Errorf("FindCoordinator v%d: %+v", v, resp.Coordinators)
+		}
+	}
+	{
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.Version = 1
+		resp := raw(t, e.addr, req).(*kmsg.DescribeClusterResponse)
+		check(resp)
+		if resp.ControllerID != ambID || len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != ambID || resp.ClusterID == "" {
+			t.Errorf("DescribeCluster %+v", resp)
+		}
+	}
+	{
+		req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+		rt := kmsg.NewDescribeTopicPartitionsRequestTopic()
+		rt.Topic = topic
+		req.Topics = append(req.Topics, rt)
+		req.ResponsePartitionLimit = 100
+		resp := raw(t, e.addr, req).(*kmsg.DescribeTopicPartitionsResponse)
+		check(resp)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 6 {
+			t.Errorf("DescribeTopicPartitions %+v", resp.Topics)
+		}
+	}
+	{
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		res := kmsg.NewDescribeConfigsRequestResource()
+		res.ResourceType = kmsg.ConfigResourceTypeBroker
+		res.ResourceName = strconv.Itoa(int(ambID))
+		req.Resources = append(req.Resources, res)
+		resp := raw(t, e.addr, req).(*kmsg.DescribeConfigsResponse)
+		check(resp)
+		if len(resp.Resources) != 1 || resp.Resources[0].ResourceName != strconv.Itoa(int(ambID)) || resp.Resources[0].ErrorCode != 0 {
+			t.Errorf("DescribeConfigs of the ambassador broker: %+v", resp.Resources)
+		}
+	}
+
+	// KIP-951: a produce that reaches a former leader is answered
+	// NOT_LEADER_OR_FOLLOWER with the new leader and its endpoint: both
+	// must be the ambassador. Warm the ambassador's routing, then move the
+	// partition behind its back.
+	produceKgo(t, e.client(), topic, makeRecs("warm", 30))
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	old := e.fake.LeaderFor(topic, 0)
+	if err := e.fake.MoveTopicPartition(topic, 0, (old+1)%3); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []int16{10, 12} {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version = v
+		req.Acks = -1
+		req.TimeoutMillis = 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = 0
+		rp.Records = oneBatch()
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp := rawOn(t, c, req).(*kmsg.ProduceResponse)
+		check(resp)
+		p := resp.Topics[0].Partitions[0]
+		if v == 10 {
+			if p.ErrorCode != kerr.NotLeaderForPartition.Code {
+				t.Fatalf("produce to the moved partition: %v, want NOT_LEADER_OR_FOLLOWER from the old leader", kerr.ErrorForCode(p.ErrorCode))
+			}
+			if p.CurrentLeader.LeaderID != ambID || len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != ambID ||
+				resp.Brokers[0].Host != host || strconv.Itoa(int(resp.Brokers[0].Port)) != port {
+				t.Errorf("KIP-951 leader hint %+v endpoints %+v, want the ambassador", p.CurrentLeader, resp.Brokers)
+			}
+		}
+		if v == 12 { // by now the ambassador has re-routed
+			e.eventually(5*time.Second, "produce re-routed to the new leader", func() bool {
+				resp := rawOn(t, c, req).(*kmsg.ProduceResponse)
+				check(resp)
+				return resp.Topics[0].Partitions[0].ErrorCode == 0
+			})
+		}
+	}
+}
+
+// oneBatch is an uncompressed v2 record batch of one record.
+func oneBatch() []byte {
+	rec := kmsg.Record{Key: []byte("k"), Value: []byte("raw")}
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
+	now := time.Now().UnixMilli()
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1, Magic: 2, FirstTimestamp: now, MaxTimestamp: now,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: rec.AppendTo(nil),
+	}
+	return sealBatch(b.AppendTo(nil))
+}
+
+// TestKafkaFetchWaitAcrossBrokers: a fetch spanning three brokers is
+// answered as soon as one of them has data, and an empty one waits out
+// MaxWait.
+func TestKafkaFetchWaitAcrossBrokers(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("wait", 3)
+	topic := "wait"
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
+	raw(t, e.addr, mreq) // as a client does first
+
+	// empty: a raw fetch with MaxWait 600ms waits about that long
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 12
+	req.ReplicaID = -1
+	req.MaxWaitMillis = 600
+	req.MinBytes = 1
+	req.MaxBytes = 1 << 20
+	req.SessionEpoch = -1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "wait"
+	for p := range int32(3) {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = p
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	start := time.Now()
+	resp := raw(t, e.addr, req).(*kmsg.FetchResponse)
+	took := time.Since(start)
+	if took < 450*time.Millisecond || took > 3*time.Second {
+		t.Errorf("empty fetch over 3 brokers answered after %v, want about its MaxWait of 600ms", took)
+	}
+	if resp.SessionID != 0 || resp.ErrorCode != 0 {
+		t.Errorf("session %d error %d, want a declined session", resp.SessionID, resp.ErrorCode)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if rp.ErrorCode != 0 || len(rp.RecordBatches) != 0 {
+				t.Errorf("empty fetch of partition %d: error %v, %d bytes", rp.Partition, kerr.ErrorForCode(rp.ErrorCode), len(rp.RecordBatches))
+			}
+		}
+	}
+	check := e.backendLeak(resp)
+	if check != "" {
+		t.Error(check)
+	}
+
+	// data on one broker: a consumer with a 5s MaxWait gets it at once
+	cons := e.client(kgo.ConsumeTopics("wait"), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(5*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan time.Time, 10)
+	go func() {
+		for ctx.Err() == nil {
+			fs := cons.PollFetches(ctx)
+			if fs.NumRecords() > 0 {
+				got <- time.Now()
+			}
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond) // the consumer is long-polling all three brokers
+	prod := e.client()
+	for p := range int32(3) {
+		sent := time.Now()
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "wait", Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case at := <-got:
+			if lat := at.Sub(sent); lat > 1500*time.Millisecond {
+				t.Errorf("record on partition %d reached the consumer after %v, with MaxWait 5s: the fetch waited for the other brokers", p, lat)
+			}
+		case <-time.After(4 * time.Second):
+			t.Fatalf("record on partition %d not consumed within 4s (MaxWait 5s)", p)
+		}
+	}
+}
+
+// TestKafkaBadRequests: garbage and oversized requests close the
+// connection, with the server serving others as before.
+func TestKafkaBadRequests(t *testing.T) {
+	e := newKafkaEnv(t)
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		_, err := io.ReadAll(c)
+		var ne net.Error
+		return err == nil || !(errors.As(err, &ne) && ne.Timeout())
+	}
+	alive := func() {
+		t.Helper()
+		resp := raw(t, e.addr, kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
+		if resp.ErrorCode != 0 || len(resp.ApiKeys) < 20 {
+			t.Fatalf("ApiVersions after a bad request: %+v", resp)
+		}
+	}
+	t.Run("garbage", func(t *testing.T) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		junk := []byte{0, 0, 0, 12, 0x7f, 0x01, 0, 3, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4}
+		_, _ = c.Write(junk)
+		if !closedWithin(c, 3*time.Second) {
+			t.Fatal("connection not closed after an unknown API key")
+		}
+		alive()
+	})
+	t.Run("malformed-body", func(t *testing.T) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		frame := wire.AppendRequest(nil, 1, nil, &kmsg.ProduceRequest{Version: 9, Acks: -1, TimeoutMillis: 1000,
+			Topics: []kmsg.ProduceRequestTopic{{Topic: "x", Partitions: []kmsg.ProduceRequestTopicPartition{{Records: oneBatch()}}}}})
+		frame = frame[:len(frame)-30] // cut the body short
+		binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+		_, _ = c.Write(frame)
+		if !closedWithin(c, 3*time.Second) {
+			t.Fatal("connection not closed after a malformed request")
+		}
+		alive()
+	})
+	t.Run("oversized", func(t *testing.T) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], 200<<20) // 200 MiB > 100 MiB default
+		_, _ = c.Write(append(b[:], 0, 18, 0, 0))
+		start := time.Now()
+		if !closedWithin(c, 3*time.Second) {
+			t.Fatal("connection not closed after an oversized request")
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Errorf("took %v to refuse the oversized request", time.Since(start))
+		}
+		e.eventually(2*time.Second, "too_large close counted", func() bool {
+			return metricValue(t, e.srv, "ambassador_frontend_connections_closed_total", map[string]string{"frontend": "kafka", "reason": "too_large"}) >= 1
+		})
+		alive()
+	})
+	t.Run("unsupported-apiversions", func(t *testing.T) {
+		// a version newer than anyone knows: a v0 answer with
+		// UNSUPPORTED_VERSION and our ApiVersions range
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		frame := []byte{0, 0, 0, 0, 0, 18, 0, 99, 0, 0, 0, 5, 0, 0, 0} // header v2: client id, no tags
+		binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+		_, _ = c.Write(frame)
+		_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		got, err := wire.ReadFrame(bufio.NewReader(c), 1<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := wire.DecodeResponse(18, 0, got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		av := resp.(*kmsg.ApiVersionsResponse)
+		if av.ErrorCode != kerr.UnsupportedVersion.Code || len(av.ApiKeys) != 1 || av.ApiKeys[0].ApiKey != 18 || av.ApiKeys[0].MaxVersion < 3 {
+			t.Fatalf("ApiVersions v99 answer %+v", av)
+		}
+	})
+	t.Run("unhandled-api", func(t *testing.T) {
+		// DescribeLogDirs is per broker: not handled, answered with an error
+		req := kmsg.NewPtrDescribeLogDirsRequest()
+		req.Version = 3
+		resp := raw(t, e.addr, req).(*kmsg.DescribeLogDirsResponse)
+		if resp.ErrorCode != kerr.UnsupportedVersion.Code {
+			t.Fatalf("DescribeLogDirs error %v, want UNSUPPORTED_VERSION", kerr.ErrorForCode(resp.ErrorCode))
+		}
+		alive()
+	})
+}
+
+// TestKafkaApiVersions: what the ambassador advertises is what it handles
+// intersected with what the brokers support.
+func TestKafkaApiVersions(t *testing.T) {
+	e := newKafkaEnv(t)
+	amb := raw(t, e.addr, kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
+	be := raw(t, e.brokers[0], kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
+	beKeys := map[int16]kmsg.ApiVersionsResponseApiKey{}
+	for _, k := range be.ApiKeys {
+		beKeys[k.ApiKey] = k
+	}
+	seen := map[int16]bool{}
+	for _, k := range amb.ApiKeys {
+		seen[k.ApiKey] = true
+		if k.ApiKey == 18 {
+			continue
+		}
+		b, ok := beKeys[k.ApiKey]
+		if !ok || k.MaxVersion > b.MaxVersion || k.MinVersion < b.MinVersion {
+			t.Errorf("%s advertised v%d-%d, backend v%d-%d", kmsg.NameForKey(k.ApiKey), k.MinVersion, k.MaxVersion, b.MinVersion, b.MaxVersion)
+		}
+		if kr := kmsg.RequestForKey(k.ApiKey); k.MaxVersion > kr.MaxVersion() {
+			t.Errorf("%s advertised beyond kmsg's v%d", kmsg.NameForKey(k.ApiKey), kr.MaxVersion())
+		}
+	}
+	for _, key := range []int16{0, 1, 2, 3, 8, 9, 10, 11, 12, 13, 14, 15, 16, 19, 20, 21, 22, 23, 24, 25, 26, 28, 32, 42, 47, 60, 68, 69} {
+		if !seen[key] {
+			t.Errorf("%s not advertised", kmsg.NameForKey(key))
+		}
+	}
+	for _, key := range []int16{4, 5, 6, 7, 17, 27, 35, 36, 45, 46, 52, 76, 78} {
+		if seen[key] {
+			t.Errorf("%s advertised, but the ambassador does not handle it", kmsg.NameForKey(key))
+		}
+	}
+
+	t.Run("capped-backend", func(t *testing.T) {
+		// brokers that stop at older versions cap what clients are offered
+		v := kversionCapped()
+		e2 := newKafkaEnv(t, kfake.MaxVersions(v))
+		amb := raw(t, e2.addr, kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
+		for _, k := range amb.ApiKeys {
+			if max, ok := v.LookupMaxKeyVersion(k.ApiKey); ok && k.ApiKey != 18 && k.MaxVersion > max {
+				t.Errorf("%s advertised up to v%d over brokers capped at v%d", kmsg.NameForKey(k.ApiKey), k.MaxVersion, max)
+			}
+		}
+		// and a capped cluster still works end to end
+		cl := e2.client(kgo.DefaultProduceTopic("capped"), kgo.AllowAutoTopicCreation())
+		want := makeRecs("capped", 50)
+		produceKgo(t, cl, "capped", want)
+		sameRecs(t, "capped cluster", e2.consumeKgo(t, "capped", len(want), nil), want)
+	})
+}
+
+// metricValue sums a metric's samples matching labels.
+func metricValue(t testing.TB, srv *server.Server, name string, labels map[string]string) float64 {
+	mfs, err := srv.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// kversionCapped is the API versions of Kafka 3.0: older than what kfake
+// and the ambassador handle.
+func kversionCapped() *kversion.Versions { return kversion.V3_0_0() }
+
+// TestKafkaLimitsMetricsReload: the idle timeout closes idle clients but
+// not one waiting on a long poll; the metrics count what went through; a
+// reload applies a new advertised address without dropping clients.
+func TestKafkaLimitsMetricsReload(t *testing.T) {
+	e2 := newKafkaEnvWith(t, map[string]string{"IDLE_TIMEOUT": "400ms"}, kfake.SeedTopics(3, "limits"))
+
+	// an idle client is closed
+	c, err := net.Dial("tcp", e2.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rawOn(t, c, kmsg.NewPtrApiVersionsRequest())
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read data from an idle connection")
+	}
+	if idle := time.Since(start); idle < 300*time.Millisecond || idle > 3*time.Second {
+		t.Errorf("idle connection closed after %v with a 400ms idle timeout", idle)
+	}
+
+	// a consumer long-polling for longer than the idle timeout is not idle
+	cons := e2.client(kgo.ConsumeTopics("limits"), kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(2*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			fs := cons.PollFetches(ctx)
+			if fs.NumRecords() > 0 {
+				got <- nil
+				return
+			}
+		}
+	}()
+	time.Sleep(2500 * time.Millisecond) // past the idle timeout, inside a long poll
+	if err := e2.client().ProduceSync(ctx, &kgo.Record{Topic: "limits", Value: []byte("late")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(6 * time.Second):
+		t.Fatal("the long-polling consumer did not get the record")
+	}
+
+	// metrics
+	for _, m := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"ambassador_kafka_requests_total", map[string]string{"api": "ApiVersions"}},
+		{"ambassador_kafka_requests_total", map[string]string{"api": "Produce"}},
+		{"ambassador_kafka_requests_total", map[string]string{"api": "Fetch"}},
+		{"ambassador_kafka_backend_requests_total", map[string]string{"api": "Fetch"}},
+		{"ambassador_kafka_bytes_total", map[string]string{"side": "client", "direction": "in"}},
+		{"ambassador_kafka_bytes_total", map[string]string{"side": "backend", "direction": "out"}},
+		{"ambassador_kafka_backend_brokers", nil},
+		{"ambassador_kafka_metadata_refreshes_total", map[string]string{"result": "success"}},
+		{"ambassador_frontend_connections_closed_total", map[string]string{"frontend": "kafka", "reason": "idle_timeout"}},
+	} {
+		if v := metricValue(t, e2.srv, m.name, m.labels); v <= 0 {
+			t.Errorf("%s%v = %v, want > 0", m.name, m.labels, v)
+		}
+	}
+	if n := histogramCount(t, e2.srv, "ambassador_kafka_request_duration_seconds", "Produce"); n == 0 {
+		t.Error("no Produce latency observed")
+	}
+
+	// reload: a new advertised address takes effect for the next metadata
+	_, port, _ := net.SplitHostPort(e2.addr)
+	e2.env["KAFKA_ADVERTISED_ADDR"] = "localhost:" + port
+	if err := e2.srv.Reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	md := raw(t, e2.addr, kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse)
+	if len(md.Brokers) != 1 || md.Brokers[0].Host != "localhost" {
+		t.Errorf("after reload, metadata brokers %+v, want localhost", md.Brokers)
+	}
+	// the node set stays the discovered brokers
+	e2.eventually(3*time.Second, "3 brokers after reload", func() bool {
+		for _, cl := range e2.srv.Nodes().Clusters {
+			if cl.Name == "kafka" {
+				return len(cl.Nodes) == 3
+			}
+		}
+		return false
+	})
+	// the consumer connection survived the reload
+	if err := e2.client().ProduceSync(ctx, &kgo.Record{Topic: "limits", Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fs := cons.PollFetches(ctx)
+	if fs.NumRecords() == 0 {
+		t.Errorf("consumer after reload: %v", fs.Err0())
+	}
+}
+
+func histogramCount(t testing.TB, srv *server.Server, name, api string) uint64 {
+	mfs, err := srv.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "api" && lp.GetValue() == api {
+					return m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// TestKafkaBackendSecurity: the ambassador holds the TLS and SASL settings
+// of the brokers; clients connect to it with neither.
+func TestKafkaBackendSecurity(t *testing.T) {
+	caFile, serverTLS := testCerts(t)
+	cases := []struct {
+		name, mech string
+		tls        bool
+	}{
+		{"sasl-plain", "PLAIN", false},
+		{"sasl-scram-sha-256", "SCRAM-SHA-256", false},
+		{"tls-sasl-scram-sha-512", "SCRAM-SHA-512", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env := map[string]string{
+				"KAFKA_SASL_MECHANISM": c.mech,
+				"KAFKA_SASL_USERNAME":  "amb",
+				"KAFKA_SASL_PASSWORD":  "s3cret",
+			}
+			opts := []kfake.Opt{kfake.EnableSASL(), kfake.Superuser(c.mech, "amb", "s3cret")}
+			if c.tls {
+				env["KAFKA_TLS"] = "true"
+				env["KAFKA_TLS_CA_FILE"] = caFile
+				opts = append(opts, kfake.TLS(serverTLS))
+			}
+			e := newKafkaEnvWith(t, env, opts...)
+			want := makeRecs(c.name, 100)
+			produceKgo(t, e.client(kgo.AllowAutoTopicCreation()), "secure", want)
+			sameRecs(t, "kgo without credentials", e.consumeKgo(t, "secure", len(want), nil), want)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			out, err := e.kcat(ctx, "", "-C", "-t", "secure", "-o", "beginning", "-e", "-q", "-f", "%k|%s\n")
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameRecs(t, "kcat without credentials", parseLines(out), want)
+			e.eventually(5*time.Second, "brokers probed up (over TLS when on)", func() bool {
+				up := 0
+				for _, cl := range e.srv.Nodes().Clusters {
+					for _, n := range cl.Nodes {
+						if n.State == "up" && !n.LastProbe.IsZero() && n.LastError == "" {
+							up++
+						}
+					}
+				}
+				return up == 3
+			})
+		})
+	}
+	t.Run("wrong-password", func(t *testing.T) {
+		kc := harness.NewKafka(t, 3, kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "amb", "right"))
+		e := &kafkaEnv{t: t, fake: kc.Cluster, brokers: kc.Addrs}
+		e.startAmbassador(map[string]string{"KAFKA_SASL_MECHANISM": "SCRAM-SHA-256", "KAFKA_SASL_USERNAME": "amb", "KAFKA_SASL_PASSWORD": "wrong"})
+		time.Sleep(1500 * time.Millisecond)
+		if r := e.srv.Readyz(); r.Ready {
+			t.Fatal("ready although the brokers refuse the ambassador's credentials")
+		}
+		if cfg, err := json.Marshal(e.srv.Config()); err != nil || strings.Contains(string(cfg), "wrong") {
+			t.Errorf("the SASL password shows in the config: %s", cfg)
+		}
+	})
+}
+
+// testCerts makes a CA and a certificate for 127.0.0.1 signed by it; it
+// returns the CA's PEM file and the server's TLS config.
+func testCerts(t testing.TB) (string, *tls.Config) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), cryptorand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "e2e CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(cryptorand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), cryptorand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kfake"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(cryptorand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+}

@@ -1,0 +1,215 @@
+package kafka
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// staleCode reports whether a partition error means the routing is out
+// of date (a leader moved, a topic appeared or went): the ambassador then
+// refreshes its metadata, and the client, told the retriable error,
+// retries.
+func staleCode(code int16) bool {
+	switch code {
+	case kerr.NotLeaderForPartition.Code, kerr.LeaderNotAvailable.Code,
+		kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code,
+		kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code,
+		kerr.KafkaStorageError.Code, kerr.NotCoordinator.Code,
+		kerr.CoordinatorNotAvailable.Code, kerr.ReplicaNotAvailable.Code:
+		return true
+	}
+	return false
+}
+
+// tpKey names a partition by topic name (versions before topic ids) or id.
+type tpKey struct {
+	topic string
+	id    [16]byte
+	part  int32
+}
+
+// handleProduce splits a produce request by partition leader, sends the
+// parts in parallel (on this client's connection to each leader, so the
+// batches of a partition reach it in the order the client sent them) and
+// merges the answers in request order. Record batches pass untouched. With
+// acks=0 the parts are sent and nothing is awaited.
+func (c *clientConn) handleProduce(r *request) {
+	req := r.req.(*kmsg.ProduceRequest)
+	s := c.f.be.current()
+	byID := r.h.Version >= 13
+
+	// Route every partition; the common case is one leader for all.
+	n := 0
+	for i := range req.Topics {
+		n += len(req.Topics[i].Partitions)
+	}
+	leaders := make([]int32, 0, n)
+	codes := make([]int16, 0, n)
+	single, first, anyErr := true, int32(-1), false
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		for j := range t.Partitions {
+			l, code := s.leader(t.Topic, t.TopicID, byID, t.Partitions[j].Partition)
+			leaders = append(leaders, l)
+			codes = append(codes, code)
+			if code != 0 {
+				anyErr = true
+				continue
+			}
+			if first < 0 {
+				first = l
+			} else if l != first {
+				single = false
+			}
+		}
+	}
+	if anyErr {
+		c.f.be.triggerRefresh()
+	}
+	acks0 := req.Acks == 0
+
+	if single && !anyErr && first >= 0 {
+		if acks0 {
+			c.send(first, laneMain, r.h.ClientID, req, r.hold, nil)
+			r.noResponse()
+			return
+		}
+		c.send(first, laneMain, r.h.ClientID, req, r.hold, func(resp kmsg.Response, err error) {
+			if err != nil {
+				c.f.m.errorf(0, "backend")
+				r.respond(produceErrors(req, kerr.NotLeaderForPartition.Code))
+				return
+			}
+			pr := resp.(*kmsg.ProduceResponse)
+			if c.f.fixProduce(pr) {
+				c.f.be.triggerRefresh()
+			}
+			r.respond(pr)
+		})
+		return
+	}
+
+	// Split by leader.
+	var parts []*part
+	byBroker := map[int32]*kmsg.ProduceRequest{}
+	k := 0
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		for j := range t.Partitions {
+			l, code := leaders[k], codes[k]
+			k++
+			if code != 0 {
+				continue
+			}
+			pr := byBroker[l]
+			if pr == nil {
+				pr = &kmsg.ProduceRequest{Version: req.Version, TransactionID: req.TransactionID, Acks: req.Acks, TimeoutMillis: req.TimeoutMillis}
+				byBroker[l] = pr
+				parts = append(parts, &part{broker: l, req: pr})
+			}
+			if nt := len(pr.Topics); nt == 0 || pr.Topics[nt-1].Topic != t.Topic || pr.Topics[nt-1].TopicID != t.TopicID {
+				pr.Topics = append(pr.Topics, kmsg.ProduceRequestTopic{Topic: t.Topic, TopicID: t.TopicID})
+			}
+			pt := &pr.Topics[len(pr.Topics)-1]
+			pt.Partitions = append(pt.Partitions, t.Partitions[j])
+		}
+	}
+	if acks0 {
+		for _, p := range parts {
+			c.send(p.broker, laneMain, r.h.ClientID, p.req, r.hold, nil)
+		}
+		r.noResponse()
+		return
+	}
+	c.scatter(r, laneMain, parts, func(parts []*part) {
+		got := make(map[tpKey]*kmsg.ProduceResponseTopicPartition, n)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		stale := false
+		for _, p := range parts {
+			if p.err != nil {
+				stale = true
+				continue
+			}
+			pr := p.resp.(*kmsg.ProduceResponse)
+			stale = c.f.fixProduce(pr) || stale
+			resp.ThrottleMillis = max(resp.ThrottleMillis, pr.ThrottleMillis)
+			if len(pr.Brokers) > 0 {
+				resp.Brokers = pr.Brokers
+			}
+			for i := range pr.Topics {
+				t := &pr.Topics[i]
+				for j := range t.Partitions {
+					got[tpKey{t.Topic, t.TopicID, t.Partitions[j].Partition}] = &t.Partitions[j]
+				}
+			}
+		}
+		k := 0
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			rt := kmsg.ProduceResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
+			for j := range t.Partitions {
+				code := codes[k]
+				k++
+				if code == 0 {
+					if p := got[tpKey{t.Topic, t.TopicID, t.Partitions[j].Partition}]; p != nil {
+						rt.Partitions = append(rt.Partitions, *p)
+						continue
+					}
+					code = kerr.NotLeaderForPartition.Code // its leader's connection failed
+				}
+				rt.Partitions = append(rt.Partitions, produceErrorPartition(t.Partitions[j].Partition, code))
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		if stale {
+			c.f.be.triggerRefresh()
+		}
+		r.respond(resp)
+	})
+}
+
+func produceErrorPartition(p int32, code int16) kmsg.ProduceResponseTopicPartition {
+	rp := kmsg.NewProduceResponseTopicPartition()
+	rp.Partition = p
+	rp.ErrorCode = code
+	rp.BaseOffset = -1
+	return rp
+}
+
+// produceErrors answers every partition of req with code.
+func produceErrors(req *kmsg.ProduceRequest, code int16) *kmsg.ProduceResponse {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		rt := kmsg.ProduceResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
+		for j := range t.Partitions {
+			rt.Partitions = append(rt.Partitions, produceErrorPartition(t.Partitions[j].Partition, code))
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+// fixProduce rewrites the broker ids and addresses of a produce response
+// (KIP-951 current leaders and node endpoints) to the ambassador's, and
+// reports whether a partition error calls for a metadata refresh.
+func (f *Frontend) fixProduce(pr *kmsg.ProduceResponse) (stale bool) {
+	for i := range pr.Topics {
+		t := &pr.Topics[i]
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			if p.CurrentLeader.LeaderID >= 0 {
+				p.CurrentLeader.LeaderID = AmbassadorNodeID
+			}
+			if p.ErrorCode != 0 {
+				f.m.partitionError(0, p.ErrorCode)
+				stale = stale || staleCode(p.ErrorCode)
+			}
+		}
+	}
+	if len(pr.Brokers) > 0 {
+		st := f.settings()
+		pr.Brokers = []kmsg.ProduceResponseBroker{{NodeID: AmbassadorNodeID, Host: st.host, Port: st.port}}
+	}
+	return stale
+}

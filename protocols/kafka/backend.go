@@ -1,0 +1,349 @@
+package kafka
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ambassador-proxy/ambassador/cluster"
+	"github.com/ambassador-proxy/ambassador/protocols/kafka/wire"
+)
+
+// Errors of backend connections.
+var (
+	// ErrBrokerClosed is the error in-flight requests of a backend
+	// connection get when the ambassador closes it.
+	ErrBrokerClosed = errors.New("kafka: backend connection closed")
+	// ErrBrokerTimeout is a broker that did not answer in time.
+	ErrBrokerTimeout = errors.New("kafka: backend broker did not answer in time")
+)
+
+// baseTimeout bounds every backend request beyond its own wait (a fetch's
+// MaxWait, a produce's timeout, a join's rebalance timeout).
+const baseTimeout = 30 * time.Second
+
+// maxResponse bounds a backend response frame.
+const maxResponse = 1 << 30
+
+// lane separates a client's long-polling fetches from its other requests
+// to the same broker, so that a fetch waiting out its MaxWait does not hold
+// up a produce or a commit behind it on the broker's connection.
+type lane uint8
+
+const (
+	laneMain lane = iota
+	laneFetch
+)
+
+type bkey struct {
+	id   int32
+	addr string
+	lane lane
+}
+
+// inflight is one request awaiting its response on a backend connection.
+type inflight struct {
+	corr     int32
+	key      int16
+	version  int16
+	sent     time.Time
+	deadline time.Time
+	cb       func(kmsg.Response, error)
+	cbf      func(kmsg.Response, *rbuf, error) // owns the response frame (fetch)
+}
+
+// brokerConn is one pipelined connection to a backend broker, owned by one
+// client connection. Requests are queued in the order send is called and a
+// writer goroutine writes whatever is queued in one writev, so that the
+// client's reader never waits on one broker's full socket while another
+// broker has nothing to do; the broker answers in order, and a reader
+// goroutine hands each response to its callback.
+type brokerConn struct {
+	key     bkey
+	node    *cluster.Node // may be nil
+	conn    net.Conn
+	m       *metrics
+	done    func(*brokerConn, error) // called once when the connection dies
+	account func(n int)              // bytes queued (+) and written or dropped (-)
+
+	wmu sync.Mutex // held while writing to conn, by the writer or a sender
+
+	mu    sync.Mutex // guards everything below
+	corr  int32
+	queue []*inflight // awaiting responses, in write order
+	jobs  []writeJob  // awaiting the writer
+	err   error
+	wake  chan struct{} // cap 1: jobs queued or the connection failed
+}
+
+// writeJob is one request frame waiting to be written, as segments, with
+// the buffer its records are in (released once written).
+type writeJob struct {
+	bufs net.Buffers
+	n    int
+	hold *rbuf
+}
+
+func dialBroker(ctx context.Context, sec *security, k bkey, timeout time.Duration, node *cluster.Node, m *metrics,
+	wg *sync.WaitGroup, done func(*brokerConn, error), account func(int)) (*brokerConn, error) {
+	conn, br, err := sec.dial(ctx, k.addr, timeout, true)
+	if err != nil {
+		if node != nil && !errors.Is(err, ErrAuth) {
+			node.Observe(0, err)
+		}
+		return nil, fmt.Errorf("kafka: dial broker %d at %s: %w", k.id, k.addr, err)
+	}
+	b := &brokerConn{key: k, node: node, conn: conn, m: m, done: done, account: account, wake: make(chan struct{}, 1)}
+	wg.Go(func() { b.readLoop(br) })
+	wg.Go(b.writeLoop)
+	return b, nil
+}
+
+// requestWait is how long a broker may legitimately hold a request before
+// answering.
+func requestWait(req kmsg.Request) time.Duration {
+	switch r := req.(type) {
+	case *kmsg.FetchRequest:
+		return time.Duration(r.MaxWaitMillis) * time.Millisecond
+	case *kmsg.JoinGroupRequest:
+		return time.Duration(max(r.RebalanceTimeoutMillis, r.SessionTimeoutMillis)) * time.Millisecond
+	case *kmsg.SyncGroupRequest:
+		return 5 * time.Minute
+	case kmsg.TimeoutRequest:
+		return time.Duration(r.Timeout()) * time.Millisecond
+	}
+	return 0
+}
+
+// send queues req for the broker. cb gets the response, or the error that
+// ended the connection; it runs on the connection's reader goroutine (or
+// the caller's, when the connection is already dead) and must not block.
+// A nil cb sends a request that gets no response (produce with acks=0).
+// hold, when set, is the buffer req's record batches are in: it is kept
+// (one reference) until they are written.
+func (b *brokerConn) send(clientID *string, req kmsg.Request, hold *rbuf, cb func(kmsg.Response, error)) {
+	b.sendReq(clientID, req, hold, cb, nil)
+}
+
+// sendOwned is send for a response whose frame the callback takes over:
+// cb gets it with one reference, which it must drop (unref) when done, so
+// that the frame can go back to the pool once nothing points into it.
+func (b *brokerConn) sendOwned(clientID *string, req kmsg.Request, cb func(kmsg.Response, *rbuf, error)) {
+	b.sendReq(clientID, req, nil, nil, cb)
+}
+
+func (b *brokerConn) sendReq(clientID *string, req kmsg.Request, hold *rbuf, cb func(kmsg.Response, error), cbf func(kmsg.Response, *rbuf, error)) {
+	now := time.Now()
+	b.mu.Lock()
+	if err := b.err; err != nil {
+		b.mu.Unlock()
+		switch {
+		case cb != nil:
+			cb(nil, err)
+		case cbf != nil:
+			cbf(nil, nil, err)
+		}
+		return
+	}
+	b.corr++
+	corr := b.corr
+	if cb != nil || cbf != nil {
+		in := &inflight{corr: corr, key: req.Key(), version: req.GetVersion(), sent: now,
+			deadline: now.Add(baseTimeout + requestWait(req)), cb: cb, cbf: cbf}
+		b.queue = append(b.queue, in)
+		if len(b.queue) == 1 {
+			_ = b.conn.SetReadDeadline(in.deadline)
+		}
+	}
+	var job writeJob
+	if pr, ok := req.(*kmsg.ProduceRequest); ok {
+		// Record batches go out from the client's frame, not copied.
+		seg := wire.AppendSegmentedRequest(make([]byte, 0, 256), corr, clientID, pr, wire.ProduceRecordFields(pr))
+		job = writeJob{bufs: seg.Bufs, n: seg.Len, hold: hold}
+		hold.ref()
+	} else {
+		frame := wire.AppendRequest(make([]byte, 0, 128), corr, clientID, req)
+		job = writeJob{bufs: net.Buffers{frame}, n: len(frame)}
+	}
+	// Fast path: nothing queued and nobody writing: write here, saving
+	// the hand-off to the writer (most requests). Otherwise queue behind.
+	if len(b.jobs) == 0 && b.wmu.TryLock() {
+		b.mu.Unlock()
+		_ = b.conn.SetWriteDeadline(now.Add(baseTimeout))
+		w := job.bufs
+		_, err := w.WriteTo(b.conn)
+		b.wmu.Unlock()
+		job.release()
+		b.m.bytesBackendOut.Add(float64(job.n))
+		if err != nil {
+			b.fail(fmt.Errorf("kafka: write to broker %d: %w", b.key.id, err), true)
+			return
+		}
+		b.mu.Lock()
+		queued := len(b.jobs) > 0
+		b.mu.Unlock()
+		if queued { // queued while we wrote: the writer takes over
+			b.kick()
+		}
+		return
+	}
+	b.jobs = append(b.jobs, job)
+	b.mu.Unlock()
+	b.account(job.n)
+	b.kick()
+}
+
+func (b *brokerConn) kick() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// release drops the job's hold on the buffer its records are in.
+func (j *writeJob) release() {
+	j.hold.unref()
+	j.hold = nil
+}
+
+// writeLoop writes the queued requests, all that are queued in one writev,
+// in queue order, until the connection fails.
+func (b *brokerConn) writeLoop() {
+	var bufs net.Buffers
+	var jobs []writeJob
+	for range b.wake {
+		for {
+			b.mu.Lock()
+			if b.err != nil {
+				pending := b.jobs
+				b.jobs = nil
+				b.mu.Unlock()
+				for i := range pending {
+					b.account(-pending[i].n)
+					pending[i].release()
+				}
+				return
+			}
+			jobs, b.jobs = b.jobs, jobs[:0]
+			b.mu.Unlock()
+			if len(jobs) == 0 {
+				break
+			}
+			n := 0
+			for i := range jobs {
+				bufs = append(bufs, jobs[i].bufs...)
+				n += jobs[i].n
+			}
+			b.wmu.Lock()
+			_ = b.conn.SetWriteDeadline(time.Now().Add(baseTimeout))
+			w := bufs // WriteTo consumes its receiver
+			_, err := w.WriteTo(b.conn)
+			b.wmu.Unlock()
+			clear(bufs)
+			bufs = bufs[:0]
+			for i := range jobs {
+				jobs[i].release()
+			}
+			clear(jobs)
+			b.account(-n)
+			b.m.bytesBackendOut.Add(float64(n))
+			if err != nil {
+				b.fail(fmt.Errorf("kafka: write to broker %d: %w", b.key.id, err), true)
+			}
+		}
+	}
+}
+
+func (b *brokerConn) readLoop(br *bufio.Reader) {
+	for {
+		frame, err := wire.ReadFrameAlloc(br, maxResponse, getFrame)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = fmt.Errorf("%w (broker %d)", ErrBrokerTimeout, b.key.id)
+			} else {
+				err = fmt.Errorf("kafka: read from broker %d: %w", b.key.id, err)
+			}
+			b.fail(err, true)
+			return
+		}
+		b.m.bytesBackendIn.Add(float64(len(frame) + 4))
+		corr, err := wire.ResponseCorrelation(frame)
+		if err != nil {
+			b.fail(err, true)
+			return
+		}
+		b.mu.Lock()
+		if len(b.queue) == 0 || b.queue[0].corr != corr {
+			b.mu.Unlock()
+			b.fail(fmt.Errorf("%w: broker %d answered correlation id %d out of order", wire.ErrMalformed, b.key.id, corr), true)
+			return
+		}
+		in := b.queue[0]
+		b.queue[0] = nil
+		b.queue = b.queue[1:]
+		if len(b.queue) > 0 {
+			_ = b.conn.SetReadDeadline(b.queue[0].deadline)
+		} else {
+			b.queue = b.queue[:0:0]
+			_ = b.conn.SetReadDeadline(time.Time{})
+		}
+		b.mu.Unlock()
+		resp, err := wire.DecodeResponse(in.key, in.version, frame)
+		if b.node != nil {
+			b.node.Observe(time.Since(in.sent), nil)
+		}
+		if in.cbf != nil {
+			rb := &rbuf{b: frame}
+			rb.refs.Store(1)
+			in.cbf(resp, rb, err)
+		} else {
+			in.cb(resp, err) // its frame is left to the garbage collector
+		}
+	}
+}
+
+// fail ends the connection: every request in flight gets err. failure
+// says whether the broker is to blame (it counts against the node).
+func (b *brokerConn) fail(err error, failure bool) {
+	b.mu.Lock()
+	if b.err != nil {
+		b.mu.Unlock()
+		return
+	}
+	b.err = err
+	q := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+	b.kick() // the writer drops what is queued and ends
+	_ = b.conn.Close()
+	if failure && b.node != nil {
+		b.node.Observe(0, err)
+	}
+	if b.done != nil {
+		b.done(b, err)
+	}
+	for _, in := range q {
+		if in.cbf != nil {
+			in.cbf(nil, nil, err)
+		} else {
+			in.cb(nil, err)
+		}
+	}
+}
+
+// close ends the connection on the ambassador's initiative.
+func (b *brokerConn) close() { b.fail(ErrBrokerClosed, false) }
+
+// pending is the number of requests awaiting a response.
+func (b *brokerConn) pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}

@@ -1,0 +1,220 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ambassador-proxy/ambassador/cluster"
+	"github.com/ambassador-proxy/ambassador/config"
+)
+
+func newTestFrontend(t *testing.T) *Frontend {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Kafka.BootstrapServers = []config.Node{{Addr: "127.0.0.1:1", Weight: 1}}
+	cl, err := cluster.New([]cluster.NodeSpec{{Addr: "127.0.0.1:1"}}, cluster.Options{Name: "kafka"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(cfg, cl, Deps{Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestIntersect(t *testing.T) {
+	mk := func(keys ...[3]int16) *kmsg.ApiVersionsResponse {
+		r := &kmsg.ApiVersionsResponse{}
+		for _, k := range keys {
+			r.ApiKeys = append(r.ApiKeys, kmsg.ApiVersionsResponseApiKey{ApiKey: k[0], MinVersion: k[1], MaxVersion: k[2]})
+		}
+		return r
+	}
+	tab := intersect([]*kmsg.ApiVersionsResponse{
+		mk([3]int16{0, 3, 13}, [3]int16{1, 4, 18}, [3]int16{3, 0, 13}, [3]int16{68, 0, 1}),
+		mk([3]int16{0, 0, 11}, [3]int16{1, 4, 17}, [3]int16{3, 1, 12}),
+		mk([3]int16{0, 2, 12}, [3]int16{1, 0, 16}, [3]int16{3, 0, 13}, [3]int16{68, 0, 1}),
+	})
+	want := map[int16][2]int16{0: {3, 11}, 1: {4, 16}, 3: {1, 12}}
+	for k, w := range want {
+		if tab.min[k] != w[0] || tab.max[k] != w[1] {
+			t.Errorf("key %d: v%d-%d, want v%d-%d", k, tab.min[k], tab.max[k], w[0], w[1])
+		}
+	}
+	if tab.max[68] != -1 {
+		t.Errorf("key 68 missing on one broker but offered up to v%d", tab.max[68])
+	}
+	// what the ambassador offers: also capped by what it handles
+	f := newTestFrontend(t)
+	f.be.versions.Store(tab)
+	if lo, hi, ok := f.advertised(1); !ok || lo != 4 || hi != 16 {
+		t.Errorf("Fetch offered v%d-%d (%v)", lo, hi, ok)
+	}
+	if _, _, ok := f.advertised(68); ok {
+		t.Error("ConsumerGroupHeartbeat offered though a broker lacks it")
+	}
+	if _, _, ok := f.advertised(4); ok {
+		t.Error("LeaderAndISR offered: the ambassador does not handle it")
+	}
+}
+
+func TestErrorResponseMirrorsRequest(t *testing.T) {
+	code := kerr.NotCoordinator.Code
+	{
+		req := &kmsg.OffsetCommitRequest{Version: 8, Group: "g", Topics: []kmsg.OffsetCommitRequestTopic{
+			{Topic: "a", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 1}, {Partition: 4}}},
+			{Topic: "b", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0}}},
+		}}
+		resp, ok := errorResponse(req, code)
+		r := resp.(*kmsg.OffsetCommitResponse)
+		if !ok || len(r.Topics) != 2 || r.Topics[0].Topic != "a" || len(r.Topics[0].Partitions) != 2 ||
+			r.Topics[0].Partitions[1].Partition != 4 || r.Topics[0].Partitions[1].ErrorCode != code || r.Topics[1].Partitions[0].ErrorCode != code {
+			t.Errorf("OffsetCommit error response %+v", r)
+		}
+	}
+	{
+		req := &kmsg.DescribeGroupsRequest{Version: 5, Groups: []string{"x", "y"}}
+		resp, ok := errorResponse(req, code)
+		r := resp.(*kmsg.DescribeGroupsResponse)
+		if !ok || len(r.Groups) != 2 || r.Groups[1].Group != "y" || r.Groups[1].ErrorCode != code {
+			t.Errorf("DescribeGroups error response %+v", r)
+		}
+	}
+	{
+		req := &kmsg.FindCoordinatorRequest{Version: 4, CoordinatorKeys: []string{"k1", "k2"}}
+		resp, _ := errorResponse(req, code)
+		r := resp.(*kmsg.FindCoordinatorResponse)
+		if len(r.Coordinators) != 2 || r.Coordinators[0].Key != "k1" || r.Coordinators[0].ErrorCode != code {
+			t.Errorf("FindCoordinator error response %+v", r)
+		}
+	}
+	{
+		req := &kmsg.DescribeConfigsRequest{Version: 4, Resources: []kmsg.DescribeConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "t"}}}
+		resp, _ := errorResponse(req, code)
+		r := resp.(*kmsg.DescribeConfigsResponse)
+		if len(r.Resources) != 1 || r.Resources[0].ResourceName != "t" || r.Resources[0].ResourceType != kmsg.ConfigResourceTypeTopic || r.Resources[0].ErrorCode != code {
+			t.Errorf("DescribeConfigs error response %+v", r)
+		}
+	}
+	{
+		req := &kmsg.JoinGroupRequest{Version: 9, Group: "g"}
+		resp, ok := errorResponse(req, code)
+		if r := resp.(*kmsg.JoinGroupResponse); !ok || r.ErrorCode != code {
+			t.Errorf("JoinGroup error response %+v", r)
+		}
+	}
+	{
+		// OffsetFetch v7 lists partitions as bare int32s
+		req := &kmsg.OffsetFetchRequest{Version: 7, Group: "g", Topics: []kmsg.OffsetFetchRequestTopic{{Topic: "a", Partitions: []int32{3, 5}}}}
+		resp, _ := errorResponse(req, code)
+		r := resp.(*kmsg.OffsetFetchResponse)
+		if len(r.Topics) != 1 || len(r.Topics[0].Partitions) != 2 || r.Topics[0].Partitions[1].Partition != 5 || r.Topics[0].Partitions[1].ErrorCode != code || r.ErrorCode != code {
+			t.Errorf("OffsetFetch v7 error response %+v", r)
+		}
+	}
+}
+
+func TestNextOffset(t *testing.T) {
+	batch := func(base int64, lastDelta int32, epoch int32, size int) []byte {
+		b := make([]byte, size)
+		binary.BigEndian.PutUint64(b, uint64(base))
+		binary.BigEndian.PutUint32(b[8:], uint32(size-12))
+		binary.BigEndian.PutUint32(b[12:], uint32(epoch))
+		b[16] = 2
+		binary.BigEndian.PutUint32(b[23:], uint32(lastDelta))
+		return b
+	}
+	two := append(batch(100, 9, 3, 80), batch(110, 4, 5, 90)...)
+	if next, epoch, ok := nextOffset(two); !ok || next != 115 || epoch != 5 {
+		t.Errorf("two batches: next %d epoch %d ok %v, want 115 5 true", next, epoch, ok)
+	}
+	cut := append(batch(100, 9, 3, 80), batch(110, 4, 5, 90)[:70]...)
+	if next, _, ok := nextOffset(cut); !ok || next != 110 {
+		t.Errorf("a batch cut short: next %d ok %v, want 110 (the cut one is fetched again)", next, ok)
+	}
+	if _, _, ok := nextOffset(batch(0, 0, 0, 70)[:40]); ok {
+		t.Error("no complete batch reported an offset")
+	}
+	old := batch(0, 0, 0, 80)
+	old[16] = 1
+	if _, _, ok := nextOffset(old); ok {
+		t.Error("a v1 message set reported an offset")
+	}
+}
+
+// TestApplyKeepsNewer: a full metadata refresh asked before a client's
+// metadata request must not erase the topics that request taught.
+func TestApplyKeepsNewer(t *testing.T) {
+	f := newTestFrontend(t)
+	topic := func(name string, leader int32) kmsg.MetadataResponseTopic {
+		t := kmsg.NewMetadataResponseTopic()
+		t.Topic = &name
+		t.TopicID = [16]byte{byte(len(name)), byte(leader)}
+		p := kmsg.NewMetadataResponseTopicPartition()
+		p.Leader = leader
+		t.Partitions = append(t.Partitions, p)
+		return t
+	}
+	brokers := []kmsg.MetadataResponseBroker{{NodeID: 1, Host: "127.0.0.1", Port: 1}, {NodeID: 2, Host: "127.0.0.1", Port: 2}}
+	t0 := time.Now()
+	f.be.apply(&kmsg.MetadataResponse{Brokers: brokers, Topics: []kmsg.MetadataResponseTopic{topic("old", 1)}}, true, t0)
+	// a client asks about "new" (and "old", which moved) at t2...
+	t1, t2 := t0.Add(time.Second), t0.Add(2*time.Second)
+	f.be.apply(&kmsg.MetadataResponse{Brokers: brokers, Topics: []kmsg.MetadataResponseTopic{topic("new", 2), topic("old", 2)}}, false, t2)
+	// ...and a full refresh asked at t1 answers after it
+	f.be.apply(&kmsg.MetadataResponse{Brokers: brokers, Topics: []kmsg.MetadataResponseTopic{topic("old", 1)}}, true, t1)
+	s := f.be.current()
+	if l, code := s.leader("new", [16]byte{}, false, 0); code != 0 || l != 2 {
+		t.Errorf("topic learned after the refresh was asked: leader %d code %d", l, code)
+	}
+	if l, _ := s.leader("old", [16]byte{}, false, 0); l != 2 {
+		t.Errorf("stale refresh overwrote a newer leader: %d", l)
+	}
+	if l, _ := s.leader("", [16]byte{3, 2}, true, 0); l != 2 {
+		t.Errorf("by topic id: leader %d", l)
+	}
+	// a later full refresh without "new" removes it
+	f.be.apply(&kmsg.MetadataResponse{Brokers: brokers, Topics: []kmsg.MetadataResponseTopic{topic("old", 1)}}, true, t2.Add(time.Second))
+	if _, code := f.be.current().leader("new", [16]byte{}, false, 0); code != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("deleted topic still routed (code %d)", code)
+	}
+	// the node set follows the brokers
+	if n := len(f.cl.Nodes()); n != 2 {
+		t.Errorf("%d nodes in the cluster, want the 2 brokers", n)
+	}
+}
+
+func TestSnapshotLeaderErrors(t *testing.T) {
+	f := newTestFrontend(t)
+	name := "t"
+	mt := kmsg.NewMetadataResponseTopic()
+	mt.Topic = &name
+	for p, leader := range []int32{1, -1, 9} { // 9: a broker not in the metadata
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition, mp.Leader = int32(p), leader
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	f.be.apply(&kmsg.MetadataResponse{Brokers: []kmsg.MetadataResponseBroker{{NodeID: 1, Host: "h", Port: 1}}, Topics: []kmsg.MetadataResponseTopic{mt}}, true, time.Now())
+	s := f.be.current()
+	for _, c := range []struct {
+		topic string
+		part  int32
+		want  int16
+	}{
+		{"t", 0, 0}, {"t", 1, kerr.LeaderNotAvailable.Code}, {"t", 2, kerr.LeaderNotAvailable.Code},
+		{"t", 3, kerr.UnknownTopicOrPartition.Code}, {"nope", 0, kerr.UnknownTopicOrPartition.Code},
+	} {
+		if _, code := s.leader(c.topic, [16]byte{}, false, c.part); code != c.want {
+			t.Errorf("%s/%d: code %d, want %d", c.topic, c.part, code, c.want)
+		}
+	}
+	if _, code := s.leader("", [16]byte{9}, true, 0); code != kerr.UnknownTopicID.Code {
+		t.Errorf("unknown topic id: code %d", code)
+	}
+}

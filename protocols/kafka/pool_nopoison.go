@@ -1,0 +1,5 @@
+//go:build !kafkapoison
+
+package kafka
+
+const poisonFrames = false
