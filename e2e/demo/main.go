@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/ambassador-proxy/ambassador/config"
 	"github.com/ambassador-proxy/ambassador/e2e/harness"
 	"github.com/ambassador-proxy/ambassador/server"
@@ -49,7 +51,7 @@ func run(redisPort, kafkaPort, adminPort int, withRabbit bool) error {
 			n.Close()
 		}
 	}()
-	kafka, err := harness.StartKafka(3)
+	kafka, err := harness.StartKafka(3, kfake.SeedTopics(3, "demo"), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		return err
 	}
