@@ -272,9 +272,17 @@ func TestShutdownDrains(t *testing.T) {
 // closed, and Shutdown returns soon after it.
 func TestShutdownDeadline(t *testing.T) {
 	f := startEcho(t, frontend.Options{}, false)
-	c, r := f.dial(t) // idle: its handler blocks reading
+	c, r := f.dial(t)
 	roundTrip(t, c, r, "x")
+	// a busy handler (not reading) holds the drain until the deadline
+	if _, err := c.Write([]byte("hold\n")); err != nil {
+		t.Fatal(err)
+	}
+	<-f.holding
 	const drain = 150 * time.Millisecond
+	// The handler finishes its request a little after the deadline, when
+	// its connection was already closed.
+	time.AfterFunc(drain+100*time.Millisecond, func() { close(f.release) })
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
@@ -286,12 +294,30 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Errorf("Shutdown took %v with a %v deadline", took, drain)
 	}
 	closedByPeer(t, c, r, time.Second)
-	if f.s.Active() != 0 {
-		t.Errorf("Active = %d after Shutdown", f.s.Active())
-	}
 	// a second Shutdown returns at once
 	if err := f.s.Shutdown(context.Background()); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestShutdownClosesIdleAtOnce: handlers blocked reading an idle client
+// are woken when the drain starts, so idle clients do not hold it.
+func TestShutdownClosesIdleAtOnce(t *testing.T) {
+	f := startEcho(t, frontend.Options{}, false)
+	c, r := f.dial(t) // idle: its handler blocks reading
+	roundTrip(t, c, r, "x")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	begin := time.Now()
+	if err := f.s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("Shutdown took %v with only an idle client", took)
+	}
+	closedByPeer(t, c, r, time.Second)
+	if f.s.Active() != 0 {
+		t.Errorf("Active = %d after Shutdown", f.s.Active())
 	}
 }
 

@@ -118,6 +118,8 @@ type backendConn struct {
 	writing   bool
 	kick      chan struct{} // wakes the writer of the current connection (shared connections)
 	lastWrite atomic.Int64  // unix ns of the last write, for latency samples
+	inflight  atomic.Int64  // requests queued or sent, not yet answered
+	progress  atomic.Int64  // unix ns of the last reply (or of the first request after none)
 	kicked    bool
 	out       []byte
 	spare     []byte
@@ -125,11 +127,16 @@ type backendConn struct {
 	lastErr   error
 	retryAt   time.Time
 	backoff   time.Duration
-	closed    bool // closed for good (node removed, dedicated recycled)
+	closed    bool          // closed for good (node removed, dedicated recycled)
+	stop      chan struct{} // closed when closed for good: stops the watchdog
 }
 
 func newBackendConn(p *nodePool, proto int, dedicated bool) *backendConn {
-	return &backendConn{pool: p, proto: proto, dedicated: dedicated}
+	bc := &backendConn{pool: p, proto: proto, dedicated: dedicated, stop: make(chan struct{})}
+	if !dedicated {
+		p.f.goBackground(bc.watchdog)
+	}
+	return bc
 }
 
 func (bc *backendConn) usable() bool {
@@ -139,7 +146,6 @@ func (bc *backendConn) usable() bool {
 }
 
 const maxKeepBuf = 64 << 10
-
 
 // send queues the commands in parts (written in order) with their
 // requests and writes them unless another sender is writing. The requests
@@ -208,6 +214,7 @@ func (bc *backendConn) dial() {
 		pending := bc.pending
 		bc.pending = nil
 		bc.out = bc.out[:0]
+		bc.inflight.Store(0)
 		bc.mu.Unlock()
 		bc.pool.node.Observe(0, err)
 		failAll(pending, bc.pool.addr, err)
@@ -287,6 +294,35 @@ func (bc *backendConn) appendLocked(parts [][]byte, reqs []*request) {
 		bc.out = append(bc.out, p...)
 	}
 	bc.pending = append(bc.pending, reqs...)
+	if n := int64(len(reqs)); bc.inflight.Add(n) == n {
+		bc.progress.Store(time.Now().UnixNano()) // the clock starts
+	}
+}
+
+// watchdog aborts a shared connection whose node stops answering: when
+// requests wait and no reply came for the request timeout, they fail with
+// "request timed out" (the clients' batches then complete). Dedicated
+// connections are timed by their client instead.
+func (bc *backendConn) watchdog() {
+	timeout := bc.pool.f.requestTimeout()
+	t := time.NewTicker(max(timeout/4, 5*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-bc.stop:
+			return
+		case <-t.C:
+		}
+		if bc.inflight.Load() > 0 && time.Since(time.Unix(0, bc.progress.Load())) > timeout {
+			bc.mu.Lock()
+			gen := bc.gen
+			if bc.dialing {
+				gen++
+			}
+			bc.mu.Unlock()
+			bc.abort(gen, errTimeout)
+		}
+	}
 }
 
 // flushLocked writes out until it is empty; mu is released during writes
@@ -334,6 +370,7 @@ func (bc *backendConn) abort(gen uint64, err error) {
 		pending := bc.pending
 		bc.pending = nil
 		bc.out = bc.out[:0]
+		bc.inflight.Add(-int64(len(pending)))
 		bc.mu.Unlock()
 		failAll(pending, bc.pool.addr, err)
 		return
@@ -354,6 +391,9 @@ func (bc *backendConn) abort(gen uint64, err error) {
 // close closes the connection for good.
 func (bc *backendConn) close(err error) {
 	bc.mu.Lock()
+	if !bc.closed {
+		close(bc.stop)
+	}
 	bc.closed = true
 	bc.lastErr = err
 	conn := bc.conn
@@ -390,6 +430,7 @@ func (bc *backendConn) readLoop(conn net.Conn, gen uint64, done chan struct{}) {
 		pending = append(pending, bc.pending...)
 		bc.pending = nil
 		bc.out = bc.out[:0]
+		bc.inflight.Store(0)
 	}
 	err := bc.lastErr
 	if err == nil {
@@ -426,7 +467,7 @@ type replyReader struct {
 // room for the next read.
 func (rd *replyReader) process() error {
 	bc := rd.bc
-	answered := 0
+	answered, completed := 0, 0
 	var procErr error
 	for rd.r < rd.w {
 		n, err := resp.ReplyLen(rd.buf[rd.r:rd.w])
@@ -452,6 +493,7 @@ func (rd *replyReader) process() error {
 		if rd.local[rd.li].complete(rd.buf[rd.r : rd.r+n]) {
 			rd.local[rd.li] = nil
 			rd.li++
+			completed++
 		}
 		answered++
 		rd.r += n
@@ -459,8 +501,10 @@ func (rd *replyReader) process() error {
 	if answered > 0 {
 		// One report per read: the node answers (health, breaker,
 		// request count, latency EWMA).
-		lat := time.Duration(time.Now().UnixNano() - bc.lastWrite.Load())
-		rd.node.ObserveSuccess(answered, lat)
+		now := time.Now().UnixNano()
+		bc.progress.Store(now)
+		bc.inflight.Add(-int64(completed))
+		rd.node.ObserveSuccess(answered, time.Duration(now-bc.lastWrite.Load()))
 	}
 	if procErr != nil {
 		return procErr

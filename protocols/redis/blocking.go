@@ -36,7 +36,7 @@ func hBlocking(c *client, rt *route, cmd resp.Command, start int) {
 	}
 	c.forward(c.blocker(pool), cmd, start)
 	c.setBlockTimeout(block)
-	c.barrier = true
+	c.barrier, c.sync = true, true
 }
 
 func (c *client) setBlockTimeout(block time.Duration) {
@@ -134,7 +134,7 @@ func hWait(c *client, rt *route, cmd resp.Command, start int) {
 		return
 	}
 	c.setBlockTimeout(block)
-	c.barrier = true
+	c.barrier, c.sync = true, true
 }
 
 func mergeMin(c *client, r *request) {

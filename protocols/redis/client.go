@@ -36,11 +36,22 @@ type client struct {
 	parser resp.Parser
 	out    []byte
 
-	reqs         []*request // this batch's replies, in order
-	free         []*request
-	stages       []stage
-	outstanding  atomic.Int32
-	wake         chan struct{}
+	reqs        []*request // this batch's replies, in order
+	free        []*request
+	stages      []stage
+	outstanding atomic.Int32 // Pub/Sub confirmations awaited by the batch
+	wake        chan struct{}
+	sync        bool // the batch runs alone (see runBatch)
+	abandoned   bool
+	writeErr    atomic.Pointer[error]
+
+	qmu          sync.Mutex // guards the queue of batches in flight
+	qhead        *batch
+	qtail        *batch
+	inflight     int
+	writing      bool // a goroutine is writing complete batches
+	qwaiting     bool // the client's goroutine waits for the queue
+	batchFree    []*batch
 	arena        arena
 	barrier      bool          // run the batch now (before parsing further)
 	timeout      time.Duration // of this batch; 0 = the request timeout; <0 = none
@@ -199,8 +210,9 @@ var (
 	outBufPool  = sync.Pool{New: func() any { b := make([]byte, 0, initialReadBuf); return &b }}
 )
 
-// releaseBuffers returns the read and write buffers to their pools when
-// nothing is buffered (the client waits for its next request).
+// releaseBuffers returns the read buffer to its pool when nothing is
+// buffered (the client waits for its next request); the write buffer goes
+// back after each write (writeBatch).
 func (c *client) releaseBuffers() {
 	if c.r == c.w && len(c.rbuf) == initialReadBuf {
 		box := c.rbufBox
@@ -211,15 +223,6 @@ func (c *client) releaseBuffers() {
 		c.rbuf, c.rbufBox = nil, nil
 		c.r, c.w = 0, 0
 		readBufPool.Put(box)
-	}
-	if c.out != nil && len(c.out) == 0 && cap(c.out) == initialReadBuf {
-		box := c.outBox
-		if box == nil {
-			box = new([]byte)
-		}
-		*box = c.out
-		c.out, c.outBox = nil, nil
-		outBufPool.Put(box)
 	}
 }
 
@@ -251,6 +254,7 @@ func (c *client) parseAndRun(inRaw bool) (reason frontend.CloseReason, done, lea
 				c.f.log.Info("protocol error; closing client", "client", c.conn.RemoteAddr().String(), "error", pe.Error())
 				c.f.metrics.protocolErrors.Inc()
 				c.localError("ERR " + pe.Error())
+				c.sync = true
 				c.runBatch()
 				return frontend.ReasonProtocolError, true, false
 			}
@@ -377,6 +381,7 @@ func (c *client) newReq() *request {
 func (c *client) addReq() *request {
 	r := c.newReq()
 	r.rt = c.cur
+	r.proto = int8(c.proto)
 	c.reqs = append(c.reqs, r)
 	return r
 }
@@ -430,7 +435,7 @@ func (c *client) forwardBytes(bc *backendConn, r *request, cmd []byte) {
 	s.reqs = append(s.reqs, r)
 }
 
-// finish is called once per completed backend request (by any goroutine).
+// finish counts one Pub/Sub confirmation in (by a relay goroutine).
 func (c *client) finish() {
 	if c.outstanding.Add(-1) == 0 {
 		select {
@@ -440,89 +445,63 @@ func (c *client) finish() {
 	}
 }
 
-// runBatch sends the staged commands, waits for every reply and writes
-// the batch's replies in order. It reports false when writing failed.
+// runBatch sends the batch: the staged commands go to their backend
+// connections and the batch joins the client's queue; its replies are
+// written in order when they are all in (see batch). A batch that changes
+// what later commands see (blocking commands, WATCH, Pub/Sub, QUIT, RESET,
+// a protocol switch) runs alone: the queue drains before and after it.
+// It reports false when writing to the client failed.
 func (c *client) runBatch() bool {
-	start := time.Now()
-	total := 0
+	sync := c.sync || c.extra > 0 || c.timeout != 0 || c.watchClient || len(c.releaseLater) > 0 || c.quit
+	limit := maxInflight - 1
+	if sync {
+		limit = 0
+	}
+	if !c.waitQueue(limit, false) {
+		return c.abandon()
+	}
+	b := c.getBatch()
+	b.reqs, c.reqs = c.reqs, b.reqs[:0]
+	b.hidden, c.hidden = c.hidden, b.hidden[:0]
+	b.start = time.Now()
+	total := 1 // held until every stage is sent
 	for i := range c.stages {
-		total += len(c.stages[i].reqs)
-	}
-	if total > 0 || c.extra > 0 {
-		c.outstanding.Add(int32(total))
-		for i := range c.stages {
-			s := &c.stages[i]
-			s.gen = s.bc.send(s.parts, s.reqs)
-		}
-		if !c.wait() {
-			// Abandon the batch: its requests may still be written to.
-			c.reqs, c.free, c.hidden, c.stages, c.releaseLater = nil, nil, nil, nil, nil
-			c.quit = true
-			return false
+		for _, r := range c.stages[i].reqs {
+			r.b = b
+			total++
 		}
 	}
-	if c.out == nil {
-		c.outBox = outBufPool.Get().(*[]byte)
-		c.out = (*c.outBox)[:0]
+	b.outstanding.Store(int32(total))
+	c.enqueue(b)
+	for i := range c.stages {
+		s := &c.stages[i]
+		s.gen = s.bc.send(s.parts, s.reqs)
 	}
-	for _, r := range c.reqs {
-		if r.merge != nil {
-			r.merge(c, r)
-		} else {
-			c.out = append(c.out, r.reply...)
+	b.finish()
+	if sync {
+		if !c.waitQueue(0, true) {
+			return c.abandon()
 		}
-	}
-	ok := c.flushOut()
-	d := time.Since(start)
-	for _, r := range c.reqs {
-		if r.rt != nil {
-			c.f.metrics.observe(r.rt, d)
+		for _, bc := range c.releaseLater {
+			bc.pool.release(bc)
 		}
+		clear(c.releaseLater)
+		c.releaseLater = c.releaseLater[:0]
 	}
-	for _, bc := range c.releaseLater {
-		bc.pool.release(bc)
-	}
-	clear(c.releaseLater)
-	c.releaseLater = c.releaseLater[:0]
 	c.resetBatch()
-	return ok
+	return c.writeErr.Load() == nil
 }
 
-// flushOut writes c.out to the client.
-func (c *client) flushOut() bool {
-	if len(c.out) == 0 {
-		return true
-	}
-	c.wmu.Lock()
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
-	_, err := c.conn.Write(c.out)
-	c.wmu.Unlock()
-	if cap(c.out) > 16<<10 {
-		c.out = nil
-	} else {
-		c.out = c.out[:0]
-	}
-	return err == nil
+// abandon gives up a client whose replies never came (see waitQueue).
+func (c *client) abandon() bool {
+	c.reqs, c.free, c.hidden, c.stages, c.releaseLater = nil, nil, nil, nil, nil
+	c.quit = true
+	c.abandoned = true
+	return false
 }
 
 func (c *client) resetBatch() {
-	for _, r := range c.hidden {
-		r.reset()
-		c.free = append(c.free, r)
-	}
-	clear(c.hidden)
-	c.hidden = c.hidden[:0]
 	c.extra = 0
-	for _, r := range c.reqs {
-		for _, s := range r.subs {
-			s.reset()
-			c.free = append(c.free, s)
-		}
-		r.reset()
-		c.free = append(c.free, r)
-	}
-	clear(c.reqs)
-	c.reqs = c.reqs[:0]
 	if len(c.free) > maxFree {
 		clear(c.free[maxFree:])
 		c.free = c.free[:maxFree]
@@ -538,26 +517,40 @@ func (c *client) resetBatch() {
 	c.stages = c.stages[:0]
 	c.arena.reset()
 	c.barrier = false
+	c.sync = false
 	c.timeout = 0
 	c.watchClient = false
 }
 
-// wait blocks until every request of the batch completed. A request
-// timeout aborts the backend connections still owing replies, which fails
-// their requests; a client that goes away during a long blocking command
-// aborts it too.
+// waitQueue blocks until at most limit batches are in flight and (with
+// limit 0) the Pub/Sub confirmations of the batch are in. When timed (the
+// batch just sent runs alone), the request timeout aborts the backend
+// connections still owing replies, which fails their requests, and a
+// client that goes away during a long blocking command aborts it.
 //
 // It reports false when the replies still have not come after the aborts
 // (a bug, or a connection that ignores its close): the client is then
-// closed rather than left hanging, and the batch's request objects are
-// abandoned to whoever still holds them.
-func (c *client) wait() bool {
-	timeout := c.timeout
-	if timeout == 0 {
-		timeout = c.f.requestTimeout()
+// closed rather than left hanging, and its request objects are abandoned
+// to whoever still holds them.
+func (c *client) waitQueue(limit int, timed bool) bool {
+	ready := func() bool {
+		c.qmu.Lock()
+		ok := c.inflight <= limit
+		c.qwaiting = !ok
+		c.qmu.Unlock()
+		return ok && (limit > 0 || c.outstanding.Load() == 0)
 	}
-	if c.outstanding.Load() == 0 {
-		return true // answered already (local errors, a fast node)
+	if ready() {
+		return true
+	}
+	defer func() {
+		c.qmu.Lock()
+		c.qwaiting = false
+		c.qmu.Unlock()
+	}()
+	timeout := c.timeout
+	if timeout == 0 || !timed {
+		timeout = c.f.requestTimeout()
 	}
 	aborts := 0
 	var tc <-chan time.Time
@@ -572,11 +565,11 @@ func (c *client) wait() bool {
 	}
 	timer := c.timer
 	var ahead chan readResult
-	if c.watchClient {
+	if timed && c.watchClient {
 		ahead = c.readAhead()
 	}
 	for {
-		if c.outstanding.Load() == 0 {
+		if ready() {
 			if ahead != nil {
 				c.stopReadAhead(ahead)
 			}
@@ -592,10 +585,11 @@ func (c *client) wait() bool {
 				}
 				return false
 			}
-			c.abortStages(errTimeout)
-			tc = nil
-			// The aborted connections fail their requests at once; wait
-			// for that (and abort again if a dial was in flight).
+			if timed {
+				c.abortStages(errTimeout)
+			}
+			// Aborted connections fail their requests at once (the
+			// backends' watchdogs abort the others); wait for that.
 			timer.Reset(c.f.requestTimeout())
 			tc = timer.C
 		case res := <-ahead:
@@ -653,8 +647,13 @@ func (c *client) stopReadAhead(ch chan readResult) {
 	}
 }
 
-// cleanup releases the client's dedicated connections and subscriptions.
+// cleanup waits for the batches in flight (their replies may still be
+// written; the backends' watchdogs bound the wait) and releases the
+// client's dedicated connections and subscriptions.
 func (c *client) cleanup() {
+	if !c.abandoned && !c.waitQueue(0, false) {
+		c.abandoned = true
+	}
 	if c.watch != nil {
 		c.watch.bc.close(errClientGone)
 		c.watch = nil

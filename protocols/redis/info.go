@@ -132,7 +132,7 @@ func mergeInfo(c *client, r *request) {
 		}
 		b.WriteString(c.f.ambassadorInfo())
 	}
-	c.out = resp.AppendVerbatim(c.out, b.String(), c.proto)
+	c.out = resp.AppendVerbatim(c.out, b.String(), int(r.proto))
 }
 
 // mergeValue sums a field across the nodes that have it when each has a

@@ -54,7 +54,7 @@ func hSelect(c *client, _ *route, cmd resp.Command, _ int) {
 func hQuit(c *client, _ *route, _ resp.Command, _ int) {
 	c.localOK()
 	c.quit = true
-	c.barrier = true
+	c.barrier, c.sync = true, true
 }
 
 // hReset returns the connection to its initial state, as RESET does.
@@ -74,7 +74,7 @@ func hReset(c *client, _ *route, _ resp.Command, _ int) {
 	c.user = ""
 	r := c.addReq()
 	r.reply = append(r.reply[:0], "+RESET\r\n"...)
-	c.barrier = true
+	c.barrier, c.sync = true, true
 }
 
 // checkAuth checks a user and password against the frontend's.
@@ -125,7 +125,7 @@ func hAuth(c *client, _ *route, cmd resp.Command, _ int) {
 
 // hHello switches the protocol (RESP2/RESP3), authenticates and names the
 // client, and describes the server.
-func hHello(c *client, _ *route, cmd resp.Command, _ int) {
+func hHello(c *client, _ *route, cmd resp.Command, start int) {
 	args := cmd.Args[1:]
 	proto := c.proto
 	if len(args) > 0 {
@@ -136,6 +136,11 @@ func hHello(c *client, _ *route, cmd resp.Command, _ int) {
 		}
 		if v != 2 && v != 3 {
 			c.localError("NOPROTO unsupported protocol version")
+			return
+		}
+		// A new protocol sends later commands over other backend
+		// connections: earlier commands must be done first.
+		if v != c.proto && c.deferUnlessFirst(start) {
 			return
 		}
 		proto = v
@@ -180,6 +185,9 @@ func hHello(c *client, _ *route, cmd resp.Command, _ int) {
 	if proto != c.proto && c.ps != nil && c.ps.active() {
 		c.localError("ERR the ambassador cannot change the protocol of a client with subscriptions")
 		return
+	}
+	if proto != c.proto {
+		c.barrier, c.sync = true, true
 	}
 	c.proto = proto
 	r := c.addReq()

@@ -230,7 +230,7 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 			c.closeAsync()
 		}
 	})
-	c.barrier = true
+	c.barrier, c.sync = true, true
 }
 
 // hUnsubscribe runs UNSUBSCRIBE, SUNSUBSCRIBE and PUNSUBSCRIBE: it
@@ -274,7 +274,7 @@ func hUnsubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	for _, pc := range conns {
 		_ = pc.send(raw) // a failed node connection is gone anyway
 	}
-	c.barrier = true
+	c.barrier, c.sync = true, true
 }
 
 func (ps *pubsub) setFor(kind string) map[string]bool {

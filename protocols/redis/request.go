@@ -28,6 +28,8 @@ type request struct {
 	aux   int64   // merge-specific (e.g. the node index of a SCAN)
 	name  string  // command name, for merges' error messages
 	rt    *route  // for the latency metric
+	b     *batch  // the batch it completes (set when sent)
+	proto int8    // the client's protocol when the command was read
 }
 
 func (r *request) reset() {
@@ -43,6 +45,7 @@ func (r *request) reset() {
 	r.aux = 0
 	r.name = ""
 	r.rt = nil
+	r.b = nil
 }
 
 // complete takes one reply from the backend reader; it reports whether
@@ -53,7 +56,7 @@ func (r *request) complete(data []byte) bool {
 		return false
 	}
 	r.reply = append(r.reply[:0], data...)
-	r.c.finish()
+	r.b.finish()
 	return true
 }
 
@@ -61,7 +64,7 @@ func (r *request) complete(data []byte) bool {
 func (r *request) fail(addr string, err error) {
 	r.skip = 0
 	r.reply = resp.AppendError(r.reply[:0], "ERR node "+addr+": "+describe(err))
-	r.c.finish()
+	r.b.finish()
 }
 
 // describe turns a connection error into a short message.

@@ -127,7 +127,7 @@ func hExec(c *client, _ *route, _ resp.Command, start int) {
 	r.skip = int32(tx.n + 1) // +OK of MULTI and a +QUEUED per command
 	c.forwardBytes(bc, r, b)
 	if watch != nil {
-		c.barrier = true
+		c.barrier, c.sync = true, true
 	}
 }
 
@@ -153,7 +153,7 @@ func (c *client) unwatchLater(w *dedicatedState) {
 	c.hidden = append(c.hidden, r)
 	c.forwardBytes(w.bc, r, unwatchCmd)
 	c.releaseLater = append(c.releaseLater, w.bc)
-	c.barrier = true
+	c.barrier, c.sync = true, true
 }
 
 func hWatch(c *client, rt *route, cmd resp.Command, start int) {
@@ -177,7 +177,7 @@ func hWatch(c *client, rt *route, cmd resp.Command, start int) {
 		c.watch = &dedicatedState{pool: pool, bc: pool.dedicated(c.proto)}
 	}
 	c.forward(c.watch.bc, cmd, start)
-	c.barrier = true
+	c.barrier, c.sync = true, true
 }
 
 func hUnwatch(c *client, _ *route, _ resp.Command, _ int) {
@@ -190,7 +190,7 @@ func hUnwatch(c *client, _ *route, _ resp.Command, _ int) {
 	r := c.addReq()
 	c.forwardBytes(w.bc, r, unwatchCmd)
 	c.releaseLater = append(c.releaseLater, w.bc)
-	c.barrier = true
+	c.barrier, c.sync = true, true
 }
 
 // deferUnlessFirst makes the command at start wait for the next batch

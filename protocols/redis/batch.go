@@ -1,0 +1,171 @@
+package redis
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// maxInflight bounds a client's batches sent and not yet answered; the
+// client's reader waits for room (backpressure).
+const maxInflight = 16
+
+// batch is one pipelined batch of a client once sent. Batches complete in
+// any order but are written in the client's order: a batch whose last
+// reply arrives is written, with the batches after it that are complete
+// too, by whoever completed it (usually a backend reader), so a reply goes
+// to the client without waiting for the client's own goroutine. The
+// client's goroutine meanwhile reads and sends the next batch.
+type batch struct {
+	c           *client
+	reqs        []*request
+	hidden      []*request
+	outstanding atomic.Int32
+	done        bool // guarded by c.qmu
+	next        *batch
+	start       time.Time
+	spare       []*request // reset request objects, for the client's next batches
+}
+
+// finish counts one of the batch's requests complete (any goroutine).
+func (b *batch) finish() {
+	if b.outstanding.Add(-1) == 0 {
+		b.c.batchDone(b)
+	}
+}
+
+// getBatch takes a recycled batch (or a new one) and gives its request
+// objects to the client.
+func (c *client) getBatch() *batch {
+	c.qmu.Lock()
+	var b *batch
+	if n := len(c.batchFree); n > 0 {
+		b = c.batchFree[n-1]
+		c.batchFree[n-1] = nil
+		c.batchFree = c.batchFree[:n-1]
+	}
+	c.qmu.Unlock()
+	if b == nil {
+		return &batch{c: c}
+	}
+	if len(c.free) < maxFree {
+		c.free = append(c.free, b.spare...)
+	}
+	clear(b.spare)
+	b.spare = b.spare[:0]
+	return b
+}
+
+// enqueue appends b to the client's queue of batches in flight.
+func (c *client) enqueue(b *batch) {
+	c.qmu.Lock()
+	b.done = false
+	b.next = nil
+	if c.qtail == nil {
+		c.qhead = b
+	} else {
+		c.qtail.next = b
+	}
+	c.qtail = b
+	c.inflight++
+	c.qmu.Unlock()
+}
+
+// batchDone marks b complete and writes every complete batch at the head
+// of the queue, unless another goroutine is writing (it then writes b).
+func (c *client) batchDone(b *batch) {
+	c.qmu.Lock()
+	b.done = true
+	if c.writing {
+		c.qmu.Unlock()
+		return
+	}
+	c.writing = true
+	for c.qhead != nil && c.qhead.done {
+		h := c.qhead
+		c.qhead = h.next
+		if c.qhead == nil {
+			c.qtail = nil
+		}
+		more := c.qhead != nil && c.qhead.done
+		c.qmu.Unlock()
+		c.writeBatch(h, !more)
+		c.qmu.Lock()
+		c.inflight--
+		c.batchFree = append(c.batchFree, h)
+	}
+	c.writing = false
+	wake := c.qwaiting
+	c.qmu.Unlock()
+	if wake {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// writeBatch merges and writes a batch's replies (flush: write now; else
+// the next complete batch's replies join them in one write), then resets
+// its request objects into its spare list. Only the goroutine holding the
+// writing role runs it.
+func (c *client) writeBatch(b *batch, flush bool) {
+	if c.out == nil {
+		c.outBox = outBufPool.Get().(*[]byte)
+		c.out = (*c.outBox)[:0]
+	}
+	for _, r := range b.reqs {
+		if r.merge != nil {
+			r.merge(c, r)
+		} else {
+			c.out = append(c.out, r.reply...)
+		}
+	}
+	if flush && len(c.out) > 0 {
+		c.wmu.Lock()
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
+		_, err := c.conn.Write(c.out)
+		c.wmu.Unlock()
+		if err != nil && c.writeErr.Load() == nil {
+			c.writeErr.Store(&err)
+		}
+		if cap(c.out) > 16<<10 {
+			c.out = nil
+		} else {
+			// Back to the pool: idle clients hold no write buffer.
+			box := c.outBox
+			if box == nil {
+				box = new([]byte)
+			}
+			*box = c.out[:0]
+			c.out, c.outBox = nil, nil
+			outBufPool.Put(box)
+		}
+	}
+	d := time.Since(b.start)
+	for _, r := range b.reqs {
+		if r.rt != nil {
+			c.f.metrics.observe(r.rt, d)
+		}
+		for _, s := range r.subs {
+			s.reset()
+			b.spare = append(b.spare, s)
+		}
+		r.reset()
+		b.spare = append(b.spare, r)
+	}
+	for _, r := range b.hidden {
+		r.reset()
+		b.spare = append(b.spare, r)
+	}
+	clear(b.reqs)
+	b.reqs = b.reqs[:0]
+	clear(b.hidden)
+	b.hidden = b.hidden[:0]
+}
+
+// queueLen returns the number of batches in flight.
+func (c *client) queueLen() int {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return c.inflight
+}
