@@ -250,8 +250,22 @@ func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan stru
 			return
 		}
 		// Let the clients that are runnable now append their batches
-		// first: one write then carries them all.
+		// first: one write then carries them all. Yield again while more
+		// keeps coming (a few times at most): measured, this merges more
+		// requests per write and beats a single yield and no yield.
 		runtime.Gosched()
+		for range 3 {
+			bc.mu.Lock()
+			n := len(bc.out)
+			bc.mu.Unlock()
+			runtime.Gosched()
+			bc.mu.Lock()
+			grew := len(bc.out) > n
+			bc.mu.Unlock()
+			if !grew {
+				break
+			}
+		}
 		bc.mu.Lock()
 		bc.kicked = false
 		if bc.gen != gen || bc.conn != conn {
