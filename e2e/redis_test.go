@@ -487,7 +487,7 @@ func testSingleKeyPlacement(t *testing.T, e *redisEnv, ctx context.Context) {
 			}, func(k string) error { return expect(c.ZCard(ctx, k).Result())(int64(1)) }, "zset"},
 			{"counter", func(k string) error { return c.IncrBy(ctx, k, 5).Err() },
 				func(k string) error { return expect(c.Get(ctx, k).Result())("5") }, "string"},
-			{"expiring", func(k string) error { return c.SetEx(ctx, k, "v", time.Hour).Err() },
+			{"expiring", func(k string) error { return c.Do(ctx, "SETEX", k, 3600, "v").Err() },
 				func(k string) error {
 					ttl, err := c.TTL(ctx, k).Result()
 					if err != nil || ttl <= 0 || ttl > time.Hour {

@@ -162,10 +162,3 @@ func (c *client) writeBatch(b *batch, flush bool) {
 	clear(b.hidden)
 	b.hidden = b.hidden[:0]
 }
-
-// queueLen returns the number of batches in flight.
-func (c *client) queueLen() int {
-	c.qmu.Lock()
-	defer c.qmu.Unlock()
-	return c.inflight
-}
