@@ -243,6 +243,7 @@ func (bc *backendConn) dial() {
 // for everything appended since the last.
 func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan struct{}) {
 	timeout := bc.pool.f.requestTimeout()
+	w := newRawWriter(conn)
 	for {
 		select {
 		case <-kick:
@@ -285,7 +286,7 @@ func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan stru
 		now := time.Now()
 		bc.lastWrite.Store(now.UnixNano())
 		_ = conn.SetWriteDeadline(now.Add(timeout))
-		_, err := conn.Write(buf)
+		err := w.write(buf)
 		if err != nil {
 			conn.Close() // the reader fails what is pending
 		}
@@ -569,13 +570,13 @@ func (rd *replyReader) runRaw(rc syscall.RawConn) error {
 				return false
 			}
 			space := rd.buf[rd.w:]
-			n, err := syscall.Read(int(fd), space)
+			n, err := rawRead(fd, space)
 			switch {
 			case err == syscall.EINTR:
 				continue
 			case err == syscall.EAGAIN:
 				return false
-			case err != nil:
+			case err != 0:
 				rerr = err
 				return true
 			case n == 0:

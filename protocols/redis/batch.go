@@ -123,7 +123,7 @@ func (c *client) writeBatch(b *batch, flush bool) {
 	if flush && len(c.out) > 0 {
 		c.wmu.Lock()
 		_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
-		_, err := c.conn.Write(c.out)
+		err := c.rawOut.write(c.out)
 		c.wmu.Unlock()
 		if err != nil && c.writeErr.Load() == nil {
 			c.writeErr.Store(&err)

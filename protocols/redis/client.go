@@ -68,6 +68,7 @@ type client struct {
 	timer        *time.Timer // the batch's request timeout, reused
 	lastRead     int         // bytes in rbuf after the last read
 	rbufBox      *[]byte     // the pool's box of rbuf, reused to put it back
+	rawOut       rawWriter   // writes replies with raw syscalls
 	outBox       *[]byte     // likewise for out
 
 	proto  int
@@ -107,6 +108,7 @@ func (f *Frontend) newClient(ctx context.Context, conn net.Conn) *client {
 		started: time.Now(),
 	}
 	c.parser.Limits = resp.Limits{MaxBulkLen: f.cfg().MaxBulkLen, MaxMultibulkLen: f.cfg().MaxMultibulkLen}
+	c.rawOut = newRawWriter(conn)
 	return c
 }
 
@@ -164,7 +166,7 @@ func (c *client) serveRaw(rc syscall.RawConn) (reason frontend.CloseReason, done
 				return false // wait for readiness
 			}
 			buf := c.readBuf()
-			n, err := syscall.Read(int(fd), buf)
+			n, err := rawRead(fd, buf)
 			switch {
 			case err == syscall.EINTR:
 				continue
@@ -172,7 +174,7 @@ func (c *client) serveRaw(rc syscall.RawConn) (reason frontend.CloseReason, done
 				c.armIdle()
 				c.releaseBuffers()
 				return false
-			case err != nil:
+			case err != 0:
 				rerr = err
 				return true
 			case n == 0:
