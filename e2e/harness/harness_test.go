@@ -231,14 +231,24 @@ func TestRedisCluster(t *testing.T) {
 	if err := rc.Wait(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("restarted node rejoined in %v", time.Since(start))
-	rs, err = rc.Replicas()
+	// The nodes learn of the rejoined node (its fail flag cleared, its
+	// new role) over the cluster bus: poll until they agree.
+	isReplica := false
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rs, err = rc.Replicas()
+		isReplica = false
+		for _, r := range rs {
+			isReplica = isReplica || r == m
+		}
+		if err == nil && len(rs) == 3 && isReplica || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("restarted node rejoined as a replica in %v", time.Since(start))
 	if err != nil || len(rs) != 3 {
 		t.Fatalf("Replicas() after rejoin = %d nodes, %v", len(rs), err)
-	}
-	isReplica := false
-	for _, r := range rs {
-		isReplica = isReplica || r == m
 	}
 	if !isReplica {
 		t.Fatalf("restarted old master %s is not a replica", m.Addr)
