@@ -121,51 +121,59 @@ func (c *clientConn) handleProduce(r *request) {
 		r.noResponse()
 		return
 	}
-	c.scatter(r, laneMain, parts, func(parts []*part) {
-		got := make(map[tpKey]*kmsg.ProduceResponseTopicPartition, n)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		stale := false
-		for _, p := range parts {
-			if p.err != nil {
-				stale = true
-				continue
-			}
-			pr := p.resp.(*kmsg.ProduceResponse)
-			stale = c.f.fixProduce(pr) || stale
-			resp.ThrottleMillis = max(resp.ThrottleMillis, pr.ThrottleMillis)
-			if len(pr.Brokers) > 0 {
-				resp.Brokers = pr.Brokers
-			}
-			for i := range pr.Topics {
-				t := &pr.Topics[i]
-				for j := range t.Partitions {
-					got[tpKey{t.Topic, t.TopicID, t.Partitions[j].Partition}] = &t.Partitions[j]
-				}
-			}
+	c.scatter(r, laneMain, parts, func(parts []*part) { c.mergeProduce(r, req, codes, parts) })
+}
+
+// mergeProduce answers a split produce request from its parts' answers,
+// in request order; codes holds, per partition in request order, the
+// routing error (0 when it was sent). A partition sent whose answer is
+// missing (its leader's connection failed) gets NOT_LEADER_OR_FOLLOWER,
+// which the client retries.
+func (c *clientConn) mergeProduce(r *request, req *kmsg.ProduceRequest, codes []int16, parts []*part) {
+	n := len(codes)
+	got := make(map[tpKey]*kmsg.ProduceResponseTopicPartition, n)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	stale := false
+	for _, p := range parts {
+		if p.err != nil {
+			stale = true
+			continue
 		}
-		k := 0
-		for i := range req.Topics {
-			t := &req.Topics[i]
-			rt := kmsg.ProduceResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
+		pr := p.resp.(*kmsg.ProduceResponse)
+		stale = c.f.fixProduce(pr) || stale
+		resp.ThrottleMillis = max(resp.ThrottleMillis, pr.ThrottleMillis)
+		if len(pr.Brokers) > 0 {
+			resp.Brokers = pr.Brokers
+		}
+		for i := range pr.Topics {
+			t := &pr.Topics[i]
 			for j := range t.Partitions {
-				code := codes[k]
-				k++
-				if code == 0 {
-					if p := got[tpKey{t.Topic, t.TopicID, t.Partitions[j].Partition}]; p != nil {
-						rt.Partitions = append(rt.Partitions, *p)
-						continue
-					}
-					code = kerr.NotLeaderForPartition.Code // its leader's connection failed
-				}
-				rt.Partitions = append(rt.Partitions, produceErrorPartition(t.Partitions[j].Partition, code))
+				got[tpKey{t.Topic, t.TopicID, t.Partitions[j].Partition}] = &t.Partitions[j]
 			}
-			resp.Topics = append(resp.Topics, rt)
 		}
-		if stale {
-			c.f.be.triggerRefresh()
+	}
+	k := 0
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		rt := kmsg.ProduceResponseTopic{Topic: t.Topic, TopicID: t.TopicID}
+		for j := range t.Partitions {
+			code := codes[k]
+			k++
+			if code == 0 {
+				if p := got[tpKey{t.Topic, t.TopicID, t.Partitions[j].Partition}]; p != nil {
+					rt.Partitions = append(rt.Partitions, *p)
+					continue
+				}
+				code = kerr.NotLeaderForPartition.Code // its leader's connection failed
+			}
+			rt.Partitions = append(rt.Partitions, produceErrorPartition(t.Partitions[j].Partition, code))
 		}
-		r.respond(resp)
-	})
+		resp.Topics = append(resp.Topics, rt)
+	}
+	if stale {
+		c.f.be.triggerRefresh()
+	}
+	r.respond(resp)
 }
 
 func produceErrorPartition(p int32, code int16) kmsg.ProduceResponseTopicPartition {

@@ -28,6 +28,10 @@ var (
 // MaxWait, a produce's timeout, a join's rebalance timeout).
 const baseTimeout = 30 * time.Second
 
+// inlineMax is the size from which a request frame is always written by
+// the connection's writer goroutine rather than by its sender.
+const inlineMax = 64 << 10
+
 // maxResponse bounds a backend response frame.
 const maxResponse = 1 << 30
 
@@ -78,6 +82,7 @@ type brokerConn struct {
 	corr  int32
 	queue []*inflight // awaiting responses, in write order
 	jobs  []writeJob  // awaiting the writer
+	busy  bool        // the writer holds jobs taken from the queue
 	err   error
 	wake  chan struct{} // cap 1: jobs queued or the connection failed
 }
@@ -171,9 +176,14 @@ func (b *brokerConn) sendReq(clientID *string, req kmsg.Request, hold *rbuf, cb 
 		frame := wire.AppendRequest(make([]byte, 0, 128), corr, clientID, req)
 		job = writeJob{bufs: net.Buffers{frame}, n: len(frame)}
 	}
-	// Fast path: nothing queued and nobody writing: write here, saving
-	// the hand-off to the writer (most requests). Otherwise queue behind.
-	if len(b.jobs) == 0 && b.wmu.TryLock() {
+	// Fast path: a small request, nothing queued and nobody writing:
+	// write here, saving the hand-off to the writer (most requests).
+	// Otherwise queue behind. busy covers the writer from taking jobs to
+	// locking wmu, so that a request never overtakes one queued before
+	// it. Large requests (produce batches) always go to the writer: the
+	// client's reader goes on reading while the broker takes them, and
+	// the parts of a split request are written to their brokers at once.
+	if job.n < inlineMax && len(b.jobs) == 0 && !b.busy && b.wmu.TryLock() {
 		b.mu.Unlock()
 		_ = b.conn.SetWriteDeadline(now.Add(baseTimeout))
 		w := job.bufs
@@ -223,6 +233,7 @@ func (b *brokerConn) writeLoop() {
 			if b.err != nil {
 				pending := b.jobs
 				b.jobs = nil
+				b.busy = false
 				b.mu.Unlock()
 				for i := range pending {
 					b.account(-pending[i].n)
@@ -231,6 +242,7 @@ func (b *brokerConn) writeLoop() {
 				return
 			}
 			jobs, b.jobs = b.jobs, jobs[:0]
+			b.busy = len(jobs) > 0
 			b.mu.Unlock()
 			if len(jobs) == 0 {
 				break
