@@ -2,16 +2,19 @@
 // the ambassador against the same kfake cluster directly, side by side in
 // one run: 1 KiB records, acks=all, idempotent producer, franz-go clients.
 //
-//	go run ./e2e/bench/kafkabench [-records 300000] [-rounds 9] [-binary bin/ambassador]
+//	go run ./e2e/bench/kafkabench [-records 300000] [-rounds 9] [-warmup 1] [-binary bin/ambassador] [-one-broker=true]
 //
 // Each round produces the same number of records to a fresh topic directly
-// and through the ambassador (alternating which goes first, so that slow
-// drift in the machine's load hits both alike), then consumes each topic
-// from the start with a fresh consumer. Each figure is the steady flow:
-// produce from the first acknowledged record (after a warm-up record) to
-// the last, consume from the first fetched records to the last. The
-// summary is the median over rounds of each mode and of the per-round
-// ratio ambassador/direct.
+// (3 brokers), through the ambassador (over the same 3 brokers) and, with
+// -one-broker, directly to a separate 1-broker kfake cluster (the same
+// client facing a single endpoint, as it does through the ambassador),
+// rotating which mode goes first, so that slow drift in the machine's load
+// hits all alike; then it consumes each topic from the start with a fresh
+// consumer. Each figure is the steady flow: produce from the first
+// acknowledged record (after a warm-up record) to the last, consume from
+// the first fetched records to the last. Warm-up rounds run first and are
+// not counted. The summary is the median over rounds of each mode and of
+// the per-round ratios.
 //
 // With -binary (the default when bin/ambassador exists, as after `make
 // build`) the ambassador runs as its own process, as deployed, and the CPU
@@ -58,15 +61,18 @@ func main() {
 		size       = flag.Int("size", 1024, "record value size in bytes")
 		partitions = flag.Int("partitions", 6, "partitions of each topic (kfake spreads them over the 3 brokers)")
 		rounds     = flag.Int("rounds", 9, "rounds; medians are reported")
+		warmup     = flag.Int("warmup", 1, "rounds run first and not counted (connections, page faults, kfake's first allocations)")
 		binary     = flag.String("binary", defaultBinary, "ambassador binary to run as its own process; empty: in this process")
 		ownProcess = flag.Bool("kfake-process", true, "run the kfake cluster in its own process (as brokers are), not in this one")
-		serveKfake = flag.Bool("serve-kfake", false, "internal: run a 3-broker kfake cluster, print its addresses, serve until stdin closes")
+		serveKfake = flag.Bool("serve-kfake", false, "internal: run a kfake cluster of -kfake-brokers brokers, print its addresses, serve until stdin closes")
+		nBrokers   = flag.Int("kfake-brokers", 3, "internal: brokers of the -serve-kfake cluster")
+		oneBroker  = flag.Bool("one-broker", true, "also measure a 1-broker kfake cluster directly (the same client facing one broker, as it faces the ambassador)")
 		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of this process to this file")
 	)
 	flag.Parse()
 	log.SetFlags(0)
 	if *serveKfake {
-		fake, err := harness.StartKafka(3)
+		fake, err := harness.StartKafka(*nBrokers)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -78,7 +84,7 @@ func main() {
 
 	var brokers []string
 	if *ownProcess {
-		addrs, stop, err := startKfakeProcess()
+		addrs, stop, err := startKfakeProcess(3)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -91,6 +97,25 @@ func main() {
 		}
 		defer fake.Close()
 		brokers = fake.Addrs
+	}
+
+	var single []string // a 1-broker cluster, when measured
+	if *oneBroker {
+		if *ownProcess {
+			addrs, stop, err := startKfakeProcess(1)
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer stop()
+			single = addrs
+		} else {
+			fake, err := harness.StartKafka(1)
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer fake.Close()
+			single = fake.Addrs
+		}
 	}
 
 	amb, err := startAmbassador(brokers, *binary)
@@ -125,28 +150,41 @@ func main() {
 		kwhere, amb.addr, where, *records, *size, *partitions, runtime.GOMAXPROCS(0), runtime.NumCPU())
 
 	type figures struct{ produce, consume float64 } // MB/s
-	var direct, through, ratios []figures
+	var direct, through, one, ratios, oneRatios, vsOne []figures
 	var ambCPU float64 // seconds the ambassador process ran, over its runs
 	var ambBytes float64
-	for r := 0; r < *rounds; r++ {
+	for r := -*warmup; r < *rounds; r++ {
 		modes := []string{"direct", "ambassador"}
-		if r%2 == 1 {
-			slices.Reverse(modes)
+		if single != nil {
+			modes = append(modes, "one-broker")
+		}
+		// rotate which goes first, so that drift in the machine's load
+		// hits every mode alike
+		k := (r + *warmup) % len(modes)
+		modes = append(modes[k:], modes[:k]...)
+		cluster := func(m string) []string { // where topics are made
+			if m == "one-broker" {
+				return single
+			}
+			return brokers
+		}
+		seeds := func(m string) []string {
+			switch m {
+			case "ambassador":
+				return []string{amb.addr}
+			case "one-broker":
+				return single
+			}
+			return brokers
 		}
 		topics := map[string]string{}
 		res := map[string]*figures{}
 		for _, m := range modes {
 			topics[m] = fmt.Sprintf("bench-%s-%d", m, r)
-			if err := createTopic(ctx, brokers, topics[m], *partitions); err != nil {
+			if err := createTopic(ctx, cluster(m), topics[m], *partitions); err != nil {
 				log.Fatal(err)
 			}
 			res[m] = &figures{}
-		}
-		seeds := func(m string) []string {
-			if m == "ambassador" {
-				return []string{amb.addr}
-			}
-			return brokers
 		}
 		for _, m := range modes {
 			c0 := amb.cpu()
@@ -155,7 +193,7 @@ func main() {
 				log.Fatalf("produce %s: %v", m, err)
 			}
 			res[m].produce = mbps(*records, *size, d)
-			if m == "ambassador" {
+			if m == "ambassador" && r >= 0 {
 				ambCPU += amb.cpu() - c0
 				ambBytes += float64(*records * *size)
 			}
@@ -167,19 +205,38 @@ func main() {
 				log.Fatalf("consume %s: %v", m, err)
 			}
 			res[m].consume = mbps(*records, *size, d)
-			if m == "ambassador" {
+			if m == "ambassador" && r >= 0 {
 				ambCPU += amb.cpu() - c0
 				ambBytes += float64(*records * *size)
 			}
 		}
-		ratio := figures{res["ambassador"].produce / res["direct"].produce, res["ambassador"].consume / res["direct"].consume}
-		fmt.Printf("round %d: produce direct %6.1f MB/s, ambassador %6.1f MB/s (%.2fx); consume direct %6.1f MB/s, ambassador %6.1f MB/s (%.2fx)\n",
-			r+1, res["direct"].produce, res["ambassador"].produce, ratio.produce, res["direct"].consume, res["ambassador"].consume, ratio.consume)
+		div := func(a, b *figures) figures { return figures{a.produce / b.produce, a.consume / b.consume} }
+		ratio := div(res["ambassador"], res["direct"])
+		if r < 0 {
+			fmt.Print("warm-up ")
+		}
+		fmt.Printf("round %d: produce direct %6.1f MB/s, ambassador %6.1f MB/s (%.2fx); consume direct %6.1f MB/s, ambassador %6.1f MB/s (%.2fx)",
+			max(r+1, 0), res["direct"].produce, res["ambassador"].produce, ratio.produce, res["direct"].consume, res["ambassador"].consume, ratio.consume)
+		if single != nil {
+			fmt.Printf("; one broker: produce %6.1f, consume %6.1f MB/s", res["one-broker"].produce, res["one-broker"].consume)
+		}
+		fmt.Println()
+		if r < 0 { // warm-up: not counted
+			for _, m := range modes {
+				_ = deleteTopic(ctx, cluster(m), topics[m])
+			}
+			continue
+		}
+		if single != nil {
+			one = append(one, *res["one-broker"])
+			oneRatios = append(oneRatios, div(res["one-broker"], res["direct"]))
+			vsOne = append(vsOne, div(res["ambassador"], res["one-broker"]))
+		}
 		direct = append(direct, *res["direct"])
 		through = append(through, *res["ambassador"])
 		ratios = append(ratios, ratio)
 		for _, m := range modes { // free kfake's memory for the next round
-			_ = deleteTopic(ctx, brokers, topics[m])
+			_ = deleteTopic(ctx, cluster(m), topics[m])
 		}
 		runtime.GC()
 	}
@@ -194,9 +251,15 @@ func main() {
 	prod := func(f figures) float64 { return f.produce }
 	cons := func(f figures) float64 { return f.consume }
 	fmt.Printf("\nmedians of %d rounds (MB/s of record values, 1 MB = 10^6 B):\n\n", *rounds)
-	fmt.Printf("| | direct | through the ambassador | ratio (median of per-round ratios) |\n|---|---|---|---|\n")
+	fmt.Printf("| | direct (3 brokers) | through the ambassador | ratio (median of per-round ratios) |\n|---|---|---|---|\n")
 	fmt.Printf("| produce | %.1f | %.1f | %.2fx |\n", med(direct, prod), med(through, prod), med(ratios, prod))
 	fmt.Printf("| consume | %.1f | %.1f | %.2fx |\n", med(direct, cons), med(through, cons), med(ratios, cons))
+	if single != nil {
+		fmt.Printf("\nthe same client against a 1-broker kfake cluster directly (one endpoint, as the ambassador is):\n\n")
+		fmt.Printf("| | one broker | one broker / direct (3 brokers) | ambassador / one broker |\n|---|---|---|---|\n")
+		fmt.Printf("| produce | %.1f | %.2fx | %.2fx |\n", med(one, prod), med(oneRatios, prod), med(vsOne, prod))
+		fmt.Printf("| consume | %.1f | %.2fx | %.2fx |\n", med(one, cons), med(oneRatios, cons), med(vsOne, cons))
+	}
 	if amb.pid != 0 && ambBytes > 0 {
 		fmt.Printf("\nambassador process CPU: %.2f s per GB of record values moved (user+system, over its produce and consume runs)\n", ambCPU/(ambBytes/1e9))
 	}
@@ -421,12 +484,12 @@ func waitReady(adminAddr string) error {
 
 // startKfakeProcess runs this program with -serve-kfake and returns the
 // brokers it serves.
-func startKfakeProcess() ([]string, func(), error) {
+func startKfakeProcess(brokers int) ([]string, func(), error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
 	}
-	cmd := exec.Command(self, "-serve-kfake")
+	cmd := exec.Command(self, "-serve-kfake", "-kfake-brokers", strconv.Itoa(brokers))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
