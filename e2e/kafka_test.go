@@ -1858,6 +1858,82 @@ func TestKafkaBackendSecurity(t *testing.T) {
 	})
 }
 
+// TestKafkaSASLSessionRenewal: brokers that give SASL sessions a lifetime
+// (connections.max.reauth.ms, KIP-368) close a connection whose session
+// ran out; the ambassador renews the session on its backend connections
+// in time, under steady produce and consume traffic, without a client
+// seeing an error or losing a record.
+func TestKafkaSASLSessionRenewal(t *testing.T) {
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-512"} {
+		t.Run(mech, func(t *testing.T) {
+			env := map[string]string{
+				"KAFKA_SASL_MECHANISM": mech,
+				"KAFKA_SASL_USERNAME":  "amb",
+				"KAFKA_SASL_PASSWORD":  "s3cret",
+			}
+			e := newKafkaEnvWith(t, env, kfake.EnableSASL(), kfake.Superuser(mech, "amb", "s3cret"),
+				kfake.BrokerConfigs(map[string]string{"connections.max.reauth.ms": "1500"}))
+			// through the ambassador: the brokers want SASL, the test
+			// client has no credentials
+			if resp, err := kadm.NewClient(e.client()).CreateTopic(context.Background(), 3, 1, nil, "renew"); err != nil || resp.Err != nil {
+				t.Fatalf("create topic: %v %v", err, resp.Err)
+			}
+			renewals := func(result string) float64 {
+				return metricValue(t, e.srv, "ambassador_kafka_backend_sasl_renewals_total", map[string]string{"result": result})
+			}
+
+			// A consumer long-polling the whole time (its fetch
+			// connections renew with fetches in flight) ...
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cons := e.client(kgo.ConsumeTopics("renew"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(300*time.Millisecond))
+			got := make(chan []rec, 1)
+			var want []rec
+			go func() {
+				var rs []rec
+				for ctx.Err() == nil {
+					fs := cons.PollFetches(ctx)
+					fs.EachRecord(func(r *kgo.Record) { rs = append(rs, rec{string(r.Key), string(r.Value)}) })
+					if len(rs) >= 150 {
+						break
+					}
+				}
+				got <- rs
+			}()
+			// ... and a producer sending a little every 20 ms, over two
+			// session lifetimes.
+			prod := e.client(kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+			start := time.Now()
+			for i := 0; time.Since(start) < 3500*time.Millisecond || i < 150; i++ {
+				if i >= 150 {
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				r := rec{fmt.Sprintf("k%03d", i), fmt.Sprintf("v%03d", i)}
+				want = append(want, r)
+				if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "renew", Key: []byte(r.key), Value: []byte(r.value)}).FirstErr(); err != nil {
+					t.Fatalf("produce %d: %v (renewals ok %v, failed %v)", i, err, renewals("ok"), renewals("error"))
+				}
+				time.Sleep(15 * time.Millisecond)
+			}
+			rs := <-got
+			slices.SortFunc(rs, func(a, b rec) int { return strings.Compare(a.key, b.key) })
+			sameRecs(t, "records consumed across renewals", rs, want)
+			ok, failed := renewals("ok"), renewals("error")
+			t.Logf("%s: %v sessions renewed, %v failed", mech, ok, failed)
+			// Each backend connection renews every 0.75 s (the lifetime
+			// less its lead); over 3.5 s and several connections that is
+			// many renewals.
+			if ok < 6 || failed != 0 {
+				t.Errorf("SASL renewals: %v ok, %v failed; want at least 6 and no failure", ok, failed)
+			}
+			if n := metricValue(t, e.srv, "ambassador_kafka_errors_total", map[string]string{"reason": "backend"}); n != 0 {
+				t.Errorf("%v backend connection failures during renewals", n)
+			}
+		})
+	}
+}
+
 // testCerts makes a CA and a certificate for 127.0.0.1 signed by it; it
 // returns the CA's PEM file and the server's TLS config.
 func testCerts(t testing.TB) (string, *tls.Config) {

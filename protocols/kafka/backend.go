@@ -85,6 +85,25 @@ type brokerConn struct {
 	busy  bool        // the writer holds jobs taken from the queue
 	err   error
 	wake  chan struct{} // cap 1: jobs queued or the connection failed
+
+	// SASL session renewal (KIP-368), when the broker gave the session a
+	// lifetime: before it ends, requests are parked, the pipeline drains,
+	// the SASL exchange runs again on the connection, and the parked
+	// requests go out in their order.
+	sec      *security
+	reauthAt time.Time   // renew from then on (zero: never)
+	renewing bool        // requests are parked
+	parked   []parkedReq // in send order
+	timer    *time.Timer // renews an idle connection in time
+}
+
+// parkedReq is a request sent while the connection renews its session.
+type parkedReq struct {
+	clientID *string
+	req      kmsg.Request
+	hold     *rbuf // one reference, dropped when sent or failed
+	cb       func(kmsg.Response, error)
+	cbf      func(kmsg.Response, *rbuf, error)
 }
 
 // writeJob is one request frame waiting to be written, as segments, with
@@ -97,17 +116,130 @@ type writeJob struct {
 
 func dialBroker(ctx context.Context, sec *security, k bkey, timeout time.Duration, node *cluster.Node, m *metrics,
 	wg *sync.WaitGroup, done func(*brokerConn, error), account func(int)) (*brokerConn, error) {
-	conn, br, err := sec.dial(ctx, k.addr, timeout, true)
+	conn, br, lifetime, err := sec.dial(ctx, k.addr, timeout, true)
 	if err != nil {
 		if node != nil && !errors.Is(err, ErrAuth) {
 			node.Observe(0, err)
 		}
 		return nil, fmt.Errorf("kafka: dial broker %d at %s: %w", k.id, k.addr, err)
 	}
-	b := &brokerConn{key: k, node: node, conn: conn, m: m, done: done, account: account, wake: make(chan struct{}, 1)}
+	b := &brokerConn{key: k, node: node, conn: conn, m: m, done: done, account: account, wake: make(chan struct{}, 1), sec: sec}
 	wg.Go(func() { b.readLoop(br) })
 	wg.Go(b.writeLoop)
+	b.mu.Lock()
+	b.scheduleRenewal(lifetime)
+	b.mu.Unlock()
 	return b, nil
+}
+
+// renewalLead is how long before a SASL session ends its renewal starts:
+// a fifth of its lifetime, at least a second when the lifetime allows.
+func renewalLead(lifetime time.Duration) time.Duration {
+	return min(max(lifetime/5, time.Second), lifetime/2)
+}
+
+// scheduleRenewal arms the renewal of a session of the given lifetime (0:
+// it does not end). b.mu is held.
+func (b *brokerConn) scheduleRenewal(lifetime time.Duration) {
+	if lifetime <= 0 || b.sec == nil || b.sec.mech == nil {
+		b.reauthAt = time.Time{}
+		return
+	}
+	in := lifetime - renewalLead(lifetime)
+	b.reauthAt = time.Now().Add(in)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.timer = time.AfterFunc(in, func() {
+		b.mu.Lock()
+		start := b.err == nil && !b.renewing
+		b.renewing = b.renewing || start
+		b.mu.Unlock()
+		if start {
+			go b.renew()
+		}
+	})
+}
+
+// renew renews the SASL session: it waits for the requests in flight to
+// be answered (a broker takes no other request during the exchange), runs
+// the exchange, then sends the requests parked meanwhile, in order. A
+// failed renewal ends the connection.
+func (b *brokerConn) renew() {
+	deadline := time.Now().Add(baseTimeout)
+	for {
+		b.mu.Lock()
+		err, drained := b.err, len(b.queue) == 0 && len(b.jobs) == 0 && !b.busy
+		b.mu.Unlock()
+		if err != nil {
+			return
+		}
+		if drained {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.fail(fmt.Errorf("kafka: broker %d: requests in flight did not finish for the SASL session renewal", b.key.id), true)
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), baseTimeout)
+	defer cancel()
+	type answer struct {
+		resp kmsg.Response
+		err  error
+	}
+	roundTrip := func(req kmsg.Request) (kmsg.Response, error) {
+		ch := make(chan answer, 1)
+		id := "ambassador"
+		b.enqueue(&id, req, nil, func(resp kmsg.Response, err error) { ch <- answer{resp, err} }, nil)
+		a := <-ch
+		return a.resp, a.err
+	}
+	lifetime, err := authenticate(ctx, b.sec.mech, b.key.addr, roundTrip)
+	if err != nil {
+		b.mu.Lock()
+		closed := b.err != nil // the exchange failed because the connection did
+		b.mu.Unlock()
+		if !closed {
+			b.m.reauths.WithLabelValues("error").Inc()
+			b.fail(fmt.Errorf("kafka: renewing the SASL session with broker %d: %w", b.key.id, err), true)
+		}
+		return
+	}
+	b.m.reauths.WithLabelValues("ok").Inc()
+	b.mu.Lock()
+	b.scheduleRenewal(lifetime)
+	b.mu.Unlock()
+	for {
+		b.mu.Lock()
+		p, err := b.parked, b.err
+		b.parked = nil
+		if len(p) == 0 || err != nil {
+			b.renewing = false
+			b.mu.Unlock()
+			b.failParked(p, err)
+			return
+		}
+		b.mu.Unlock()
+		for _, pr := range p {
+			b.enqueue(pr.clientID, pr.req, pr.hold, pr.cb, pr.cbf)
+			pr.hold.unref()
+		}
+	}
+}
+
+// failParked answers parked requests with err (nil: nothing to answer).
+func (b *brokerConn) failParked(p []parkedReq, err error) {
+	for _, pr := range p {
+		pr.hold.unref()
+		switch {
+		case pr.cb != nil:
+			pr.cb(nil, err)
+		case pr.cbf != nil:
+			pr.cbf(nil, nil, err)
+		}
+	}
 }
 
 // requestWait is how long a broker may legitimately hold a request before
@@ -144,6 +276,26 @@ func (b *brokerConn) sendOwned(clientID *string, req kmsg.Request, cb func(kmsg.
 }
 
 func (b *brokerConn) sendReq(clientID *string, req kmsg.Request, hold *rbuf, cb func(kmsg.Response, error), cbf func(kmsg.Response, *rbuf, error)) {
+	b.mu.Lock()
+	if b.err == nil && (b.renewing || !b.reauthAt.IsZero() && time.Now().After(b.reauthAt)) {
+		// The session is due (or being renewed): park until it is.
+		start := !b.renewing
+		b.renewing = true
+		hold.ref()
+		b.parked = append(b.parked, parkedReq{clientID: clientID, req: req, hold: hold, cb: cb, cbf: cbf})
+		b.mu.Unlock()
+		if start {
+			go b.renew()
+		}
+		return
+	}
+	b.mu.Unlock()
+	b.enqueue(clientID, req, hold, cb, cbf)
+}
+
+// enqueue writes a request or queues it for the writer, past the renewal
+// gate of sendReq.
+func (b *brokerConn) enqueue(clientID *string, req kmsg.Request, hold *rbuf, cb func(kmsg.Response, error), cbf func(kmsg.Response, *rbuf, error)) {
 	now := time.Now()
 	b.mu.Lock()
 	if err := b.err; err != nil {
@@ -332,7 +484,13 @@ func (b *brokerConn) fail(err error, failure bool) {
 	b.err = err
 	q := b.queue
 	b.queue = nil
+	parked := b.parked
+	b.parked = nil
+	if b.timer != nil {
+		b.timer.Stop()
+	}
 	b.mu.Unlock()
+	defer b.failParked(parked, err)
 	b.kick() // the writer drops what is queued and ends
 	_ = b.conn.Close()
 	if failure && b.node != nil {

@@ -22,6 +22,7 @@ type metrics struct {
 	brokers   prometheus.Gauge
 	partsOut  *prometheus.CounterVec
 	partErrs  *prometheus.CounterVec
+	reauths   *prometheus.CounterVec
 
 	perKey [maxKey]keyMetrics
 	bytesClientIn, bytesClientOut,
@@ -76,8 +77,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "ambassador_kafka_backend_requests_total",
 			Help: "Requests sent to backend brokers (a split client request counts once per part), by API.",
 		}, []string{"api"}),
+		reauths: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ambassador_kafka_backend_sasl_renewals_total",
+			Help: "SASL sessions renewed on backend connections before the lifetime the broker gave them ended (KIP-368), by result.",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.errors, m.bytes, m.refreshes, m.brokers, m.partsOut, m.partErrs)
+	reg.MustRegister(m.requests, m.latency, m.errors, m.bytes, m.refreshes, m.brokers, m.partsOut, m.partErrs, m.reauths)
 	for k := range m.perKey {
 		if kmsg.RequestForKey(int16(k)) == nil {
 			continue

@@ -23,7 +23,7 @@ func Probe(cfg *config.Config) health.ProbeFunc {
 		if serr != nil {
 			return serr
 		}
-		conn, br, err := sec.dial(ctx, addr, cfg.Limits.ConnectionTimeout.D()+time.Second, false)
+		conn, br, _, err := sec.dial(ctx, addr, cfg.Limits.ConnectionTimeout.D()+time.Second, false)
 		if err != nil {
 			return err
 		}

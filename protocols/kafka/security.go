@@ -88,13 +88,15 @@ func sameSecurity(a, b *config.Kafka) bool { return a.TLS == b.TLS && a.SASL == 
 
 // dial connects to a broker: TCP (no delay), TLS when configured, then
 // SASL when configured (auth says whether to authenticate: a health probe's
-// ApiVersions needs none). It returns the connection and the reader to
-// keep reading it with.
-func (s *security) dial(ctx context.Context, addr string, timeout time.Duration, auth bool) (net.Conn, *bufio.Reader, error) {
+// ApiVersions needs none). It returns the connection, the reader to keep
+// reading it with, and the SASL session's lifetime when the broker gave
+// one (KIP-368: the session is to be renewed on the connection before it
+// ends, or the broker closes the connection).
+func (s *security) dial(ctx context.Context, addr string, timeout time.Duration, auth bool) (net.Conn, *bufio.Reader, time.Duration, error) {
 	d := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
@@ -115,62 +117,69 @@ func (s *security) dial(ctx context.Context, addr string, timeout time.Duration,
 		tconn := tls.Client(conn, cfg)
 		if err := tconn.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return nil, nil, fmt.Errorf("kafka: TLS to %s: %w", addr, err)
+			return nil, nil, 0, fmt.Errorf("kafka: TLS to %s: %w", addr, err)
 		}
 		conn = tconn
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
+	var lifetime time.Duration
 	if auth && s.mech != nil {
-		if err := authenticate(ctx, conn, br, s.mech, addr); err != nil {
+		id := "ambassador"
+		corr := int32(0)
+		roundTrip := func(req kmsg.Request) (kmsg.Response, error) {
+			corr++
+			if _, err := conn.Write(wire.AppendRequest(nil, corr, &id, req)); err != nil {
+				return nil, err
+			}
+			frame, err := wire.ReadFrame(br, 1<<20, nil)
+			if err != nil {
+				return nil, err
+			}
+			if got, _ := wire.ResponseCorrelation(frame); got != corr {
+				return nil, fmt.Errorf("%w: correlation id %d, want %d", wire.ErrMalformed, got, corr)
+			}
+			return wire.DecodeResponse(req.Key(), req.GetVersion(), frame)
+		}
+		if lifetime, err = authenticate(ctx, s.mech, addr, roundTrip); err != nil {
 			conn.Close()
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return conn, br, nil
+	return conn, br, lifetime, nil
 }
 
 // authenticate runs SaslHandshake v1 and SaslAuthenticate v1 rounds until
-// the mechanism is done.
-func authenticate(ctx context.Context, conn net.Conn, br *bufio.Reader, mech sasl.Mechanism, addr string) error {
-	id := "ambassador"
-	roundTrip := func(corr int32, req kmsg.Request) (kmsg.Response, error) {
-		if _, err := conn.Write(wire.AppendRequest(nil, corr, &id, req)); err != nil {
-			return nil, err
-		}
-		frame, err := wire.ReadFrame(br, 1<<20, nil)
-		if err != nil {
-			return nil, err
-		}
-		if got, _ := wire.ResponseCorrelation(frame); got != corr {
-			return nil, fmt.Errorf("%w: correlation id %d, want %d", wire.ErrMalformed, got, corr)
-		}
-		return wire.DecodeResponse(req.Key(), req.GetVersion(), frame)
-	}
+// the mechanism is done, each through roundTrip, and returns the session
+// lifetime the broker gave (0: none). It serves the first authentication
+// of a connection and its renewals (KIP-368), which are the same
+// exchange.
+func authenticate(ctx context.Context, mech sasl.Mechanism, addr string, roundTrip func(kmsg.Request) (kmsg.Response, error)) (time.Duration, error) {
 	hs := kmsg.NewPtrSASLHandshakeRequest()
 	hs.Version = 1
 	hs.Mechanism = mech.Name()
-	resp, err := roundTrip(1, hs)
+	resp, err := roundTrip(hs)
 	if err != nil {
-		return fmt.Errorf("kafka: SASL handshake with %s: %w", addr, err)
+		return 0, fmt.Errorf("kafka: SASL handshake with %s: %w", addr, err)
 	}
 	if code := resp.(*kmsg.SASLHandshakeResponse).ErrorCode; code != 0 {
-		return fmt.Errorf("%w: %s at %s: %v (broker offers %v)", ErrAuth, mech.Name(), addr, kerr.ErrorForCode(code), resp.(*kmsg.SASLHandshakeResponse).SupportedMechanisms)
+		return 0, fmt.Errorf("%w: %s at %s: %v (broker offers %v)", ErrAuth, mech.Name(), addr, kerr.ErrorForCode(code), resp.(*kmsg.SASLHandshakeResponse).SupportedMechanisms)
 	}
 	session, msg, err := mech.Authenticate(ctx, addr)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrAuth, err)
+		return 0, fmt.Errorf("%w: %v", ErrAuth, err)
 	}
 	// Like kgo: write while the mechanism is not done or has a last
 	// message; every SaslAuthenticate is answered.
 	done := false
-	for corr := int32(2); !done || len(msg) > 0; corr++ {
+	var lifetime time.Duration
+	for !done || len(msg) > 0 {
 		req := kmsg.NewPtrSASLAuthenticateRequest()
 		req.Version = 1
 		req.SASLAuthBytes = msg
-		resp, err := roundTrip(corr, req)
+		resp, err := roundTrip(req)
 		if err != nil {
-			return fmt.Errorf("kafka: SASL authenticate with %s: %w", addr, err)
+			return 0, fmt.Errorf("kafka: SASL authenticate with %s: %w", addr, err)
 		}
 		ar := resp.(*kmsg.SASLAuthenticateResponse)
 		if ar.ErrorCode != 0 {
@@ -178,14 +187,15 @@ func authenticate(ctx context.Context, conn net.Conn, br *bufio.Reader, mech sas
 			if ar.ErrorMessage != nil {
 				why = ": " + *ar.ErrorMessage
 			}
-			return fmt.Errorf("%w: %s at %s: %v%s", ErrAuth, mech.Name(), addr, kerr.ErrorForCode(ar.ErrorCode), why)
+			return 0, fmt.Errorf("%w: %s at %s: %v%s", ErrAuth, mech.Name(), addr, kerr.ErrorForCode(ar.ErrorCode), why)
 		}
+		lifetime = time.Duration(ar.SessionLifetimeMillis) * time.Millisecond
 		msg = nil
 		if !done {
 			if done, msg, err = session.Challenge(ar.SASLAuthBytes); err != nil {
-				return fmt.Errorf("%w: %v", ErrAuth, err)
+				return 0, fmt.Errorf("%w: %v", ErrAuth, err)
 			}
 		}
 	}
-	return nil
+	return lifetime, nil
 }
