@@ -82,40 +82,19 @@ func main() {
 		return
 	}
 
-	var brokers []string
-	if *ownProcess {
-		addrs, stop, err := startKfakeProcess(3)
+	brokers, stop, err := startCluster(3, *ownProcess)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer stop()
+	var single []string // a 1-broker cluster, when measured
+	if *oneBroker {
+		addrs, stop, err := startCluster(1, *ownProcess)
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer stop()
-		brokers = addrs
-	} else {
-		fake, err := harness.StartKafka(3)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer fake.Close()
-		brokers = fake.Addrs
-	}
-
-	var single []string // a 1-broker cluster, when measured
-	if *oneBroker {
-		if *ownProcess {
-			addrs, stop, err := startKfakeProcess(1)
-			if err != nil {
-				log.Fatal(err)
-			}
-			defer stop()
-			single = addrs
-		} else {
-			fake, err := harness.StartKafka(1)
-			if err != nil {
-				log.Fatal(err)
-			}
-			defer fake.Close()
-			single = fake.Addrs
-		}
+		single = addrs
 	}
 
 	amb, err := startAmbassador(brokers, *binary)
@@ -484,6 +463,19 @@ func waitReady(adminAddr string) error {
 
 // startKfakeProcess runs this program with -serve-kfake and returns the
 // brokers it serves.
+// startCluster starts a kfake cluster of n brokers, in its own process or
+// in this one, and returns its addresses and how to stop it.
+func startCluster(n int, ownProcess bool) ([]string, func(), error) {
+	if ownProcess {
+		return startKfakeProcess(n)
+	}
+	fake, err := harness.StartKafka(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	return fake.Addrs, fake.Close, nil
+}
+
 func startKfakeProcess(brokers int) ([]string, func(), error) {
 	self, err := os.Executable()
 	if err != nil {
