@@ -56,6 +56,16 @@ type spawnReq struct {
 	errc chan error
 }
 
+// StartChild starts cmd in its own process group, as a child that the
+// kernel kills when this process dies (on Linux), even on SIGKILL: for
+// programs outside the harness that run their own children (benchmarks).
+func StartChild(cmd *exec.Cmd) error {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = sysProcAttr(nil)
+	}
+	return startCmd(cmd)
+}
+
 func startCmd(cmd *exec.Cmd) error {
 	spawner.once.Do(func() {
 		spawner.ch = make(chan spawnReq)

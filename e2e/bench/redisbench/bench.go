@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ambassador-proxy/ambassador/e2e/harness"
 )
 
 // keyspace is redis-benchmark's -r: SET/GET/INCR/MSET keys are
@@ -104,7 +106,7 @@ func runBench(ctx context.Context, argv []string, proxyPid int, redisPids, idleP
 	self0 := cpuOf(os.Getpid())
 	busy0, _ := cpuBusy()
 	start := time.Now()
-	if err := startCmd(cmd); err != nil {
+	if err := harness.StartChild(cmd); err != nil {
 		res.Err = err
 		return res
 	}

@@ -11,46 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/ambassador-proxy/ambassador/e2e/harness"
 )
-
-// Children are forked from one goroutine locked to its OS thread for the
-// life of the program: Pdeathsig (see sysProcAttr) fires when the thread
-// that forked a child exits, so it must be a thread the runtime never
-// ends. Then a child dies with this program even on SIGKILL.
-var spawner struct {
-	once sync.Once
-	ch   chan spawnReq
-}
-
-type spawnReq struct {
-	cmd  *exec.Cmd
-	errc chan error
-}
-
-func startCmd(cmd *exec.Cmd) error {
-	spawner.once.Do(func() {
-		spawner.ch = make(chan spawnReq)
-		go func() {
-			runtime.LockOSThread() // never unlocked
-			for r := range spawner.ch {
-				r.errc <- r.cmd.Start()
-			}
-		}()
-	})
-	cmd.SysProcAttr = sysProcAttr()
-	errc := make(chan error, 1)
-	spawner.ch <- spawnReq{cmd: cmd, errc: errc}
-	return <-errc
-}
 
 // ambassador is the bin/ambassador child process.
 type ambassador struct {
@@ -122,7 +90,7 @@ func (a *ambassador) start() error {
 	}
 	cmd.Env = append(cmd.Env, a.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := startCmd(cmd); err != nil {
+	if err := harness.StartChild(cmd); err != nil {
 		return fmt.Errorf("start ambassador: %w", err)
 	}
 	a.cmd = cmd
