@@ -117,26 +117,12 @@ func copyIdentity(src, dst reflect.Value) {
 // many it set.
 func setErrors(v reflect.Value, code int16) int {
 	n := 0
-	switch v.Kind() {
-	case reflect.Struct:
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			if f.Name == "ErrorCode" && f.Type.Kind() == reflect.Int16 {
-				v.Field(i).SetInt(int64(code))
-				n++
-				continue
-			}
-			n += setErrors(v.Field(i), code)
+	eachField(v, "ErrorCode", func(f reflect.Value) {
+		if f.Kind() == reflect.Int16 {
+			f.SetInt(int64(code))
+			n++
 		}
-	case reflect.Slice:
-		for i := 0; i < v.Len(); i++ {
-			n += setErrors(v.Index(i), code)
-		}
-	}
+	})
 	return n
 }
 
@@ -144,24 +130,36 @@ func setErrors(v reflect.Value, code int16) int {
 // and nested (used off the hot path, to notice NOT_COORDINATOR and the
 // like).
 func errorCodes(resp kmsg.Response, fn func(int16)) {
-	walkErrors(reflect.ValueOf(resp).Elem(), fn)
+	eachField(reflect.ValueOf(resp).Elem(), "ErrorCode", func(f reflect.Value) {
+		if f.Kind() == reflect.Int16 {
+			fn(int16(f.Int()))
+		}
+	})
 }
 
-func walkErrors(v reflect.Value, fn func(int16)) {
+// setErrorMessages sets every ErrorMessage field under resp to msg.
+func setErrorMessages(resp kmsg.Response, msg *string) {
+	eachField(reflect.ValueOf(resp).Elem(), "ErrorMessage", func(f reflect.Value) {
+		if f.Type() == reflect.TypeOf(msg) {
+			f.Set(reflect.ValueOf(msg))
+		}
+	})
+}
+
+// eachField calls fn for every exported struct field called name under v,
+// through nested structs and slices of structs.
+func eachField(v reflect.Value, name string, fn func(reflect.Value)) {
 	switch v.Kind() {
 	case reflect.Struct:
 		t := v.Type()
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			if f.Name == "ErrorCode" && f.Type.Kind() == reflect.Int16 {
-				fn(int16(v.Field(i).Int()))
-				continue
-			}
-			if k := f.Type.Kind(); k == reflect.Struct || k == reflect.Slice {
-				walkErrors(v.Field(i), fn)
+			switch {
+			case !f.IsExported():
+			case f.Name == name:
+				fn(v.Field(i))
+			default:
+				eachField(v.Field(i), name, fn)
 			}
 		}
 	case reflect.Slice:
@@ -169,34 +167,7 @@ func walkErrors(v reflect.Value, fn func(int16)) {
 			return
 		}
 		for i := 0; i < v.Len(); i++ {
-			walkErrors(v.Index(i), fn)
+			eachField(v.Index(i), name, fn)
 		}
 	}
-}
-
-// setErrorMessages sets every ErrorMessage field under resp to msg.
-func setErrorMessages(resp kmsg.Response, msg *string) {
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		switch v.Kind() {
-		case reflect.Struct:
-			t := v.Type()
-			for i := 0; i < t.NumField(); i++ {
-				f := t.Field(i)
-				if !f.IsExported() {
-					continue
-				}
-				if f.Name == "ErrorMessage" && f.Type == reflect.TypeOf(msg) {
-					v.Field(i).Set(reflect.ValueOf(msg))
-					continue
-				}
-				walk(v.Field(i))
-			}
-		case reflect.Slice:
-			for i := 0; i < v.Len(); i++ {
-				walk(v.Index(i))
-			}
-		}
-	}
-	walk(reflect.ValueOf(resp).Elem())
 }

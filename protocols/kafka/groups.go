@@ -107,7 +107,7 @@ func (c *clientConn) splitByCoordinator(r *request, typ int8, reqField, respFiel
 				k := it.FieldByName(keyField).String()
 				got[k] = it
 				moved := false
-				walkErrors(it, func(code int16) { moved = moved || coordinatorMoved(code) })
+				eachField(it, "ErrorCode", func(f reflect.Value) { moved = moved || coordinatorMoved(int16(f.Int())) })
 				if moved {
 					c.f.be.forgetCoordinator(typ, k)
 				}
