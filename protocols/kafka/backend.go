@@ -192,7 +192,7 @@ func (b *brokerConn) renew() {
 	roundTrip := func(req kmsg.Request) (kmsg.Response, error) {
 		ch := make(chan answer, 1)
 		id := "ambassador"
-		b.enqueue(&id, req, nil, func(resp kmsg.Response, err error) { ch <- answer{resp, err} }, nil)
+		b.enqueue(&id, req, nil, func(resp kmsg.Response, err error) { ch <- answer{resp, err} }, nil, false)
 		a := <-ch
 		return a.resp, a.err
 	}
@@ -223,7 +223,7 @@ func (b *brokerConn) renew() {
 		}
 		b.mu.Unlock()
 		for _, pr := range p {
-			b.enqueue(pr.clientID, pr.req, pr.hold, pr.cb, pr.cbf)
+			b.enqueue(pr.clientID, pr.req, pr.hold, pr.cb, pr.cbf, false)
 			pr.hold.unref()
 		}
 	}
@@ -276,9 +276,16 @@ func (b *brokerConn) sendOwned(clientID *string, req kmsg.Request, cb func(kmsg.
 }
 
 func (b *brokerConn) sendReq(clientID *string, req kmsg.Request, hold *rbuf, cb func(kmsg.Response, error), cbf func(kmsg.Response, *rbuf, error)) {
+	b.enqueue(clientID, req, hold, cb, cbf, true)
+}
+
+// enqueue writes a request or queues it for the writer. gated requests
+// park while the SASL session is due or being renewed (renew's own
+// exchange and its re-sends pass).
+func (b *brokerConn) enqueue(clientID *string, req kmsg.Request, hold *rbuf, cb func(kmsg.Response, error), cbf func(kmsg.Response, *rbuf, error), gated bool) {
+	now := time.Now()
 	b.mu.Lock()
-	if b.err == nil && (b.renewing || !b.reauthAt.IsZero() && time.Now().After(b.reauthAt)) {
-		// The session is due (or being renewed): park until it is.
+	if gated && b.err == nil && (b.renewing || !b.reauthAt.IsZero() && now.After(b.reauthAt)) {
 		start := !b.renewing
 		b.renewing = true
 		hold.ref()
@@ -289,15 +296,6 @@ func (b *brokerConn) sendReq(clientID *string, req kmsg.Request, hold *rbuf, cb 
 		}
 		return
 	}
-	b.mu.Unlock()
-	b.enqueue(clientID, req, hold, cb, cbf)
-}
-
-// enqueue writes a request or queues it for the writer, past the renewal
-// gate of sendReq.
-func (b *brokerConn) enqueue(clientID *string, req kmsg.Request, hold *rbuf, cb func(kmsg.Response, error), cbf func(kmsg.Response, *rbuf, error)) {
-	now := time.Now()
-	b.mu.Lock()
 	if err := b.err; err != nil {
 		b.mu.Unlock()
 		switch {
