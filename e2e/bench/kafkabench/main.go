@@ -19,6 +19,10 @@
 // With -binary (the default when bin/ambassador exists, as after `make
 // build`) the ambassador runs as its own process, as deployed, and the CPU
 // time it used per GB moved is reported; otherwise it runs in this process.
+// A last table splits each kind of run's wall time and CPU time by process
+// (the clients, kfake, the ambassador) and gives how busy the machine was,
+// so that a gap can be told apart into CPU spent and time waited. Runs are
+// labelled for -cpuprofile: go tool pprof -tagfocus run=produce-ambassador.
 package main
 
 import (
@@ -41,6 +45,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -82,19 +87,20 @@ func main() {
 		return
 	}
 
-	brokers, stop, err := startCluster(3, *ownProcess)
+	brokers, kfakePid, stop, err := startCluster(3, *ownProcess)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer stop()
 	var single []string // a 1-broker cluster, when measured
+	var singlePid int
 	if *oneBroker {
-		addrs, stop, err := startCluster(1, *ownProcess)
+		addrs, pid, stop, err := startCluster(1, *ownProcess)
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer stop()
-		single = addrs
+		single, singlePid = addrs, pid
 	}
 
 	amb, err := startAmbassador(brokers, *binary)
@@ -130,7 +136,8 @@ func main() {
 
 	type figures struct{ produce, consume float64 } // MB/s
 	var direct, through, one, ratios, oneRatios, vsOne []figures
-	var ambCPU float64 // seconds the ambassador process ran, over its runs
+	var ambCPU float64            // seconds the ambassador process ran, over its runs
+	usage := map[string]*cpuUse{} // by "phase mode"
 	var ambBytes float64
 	for r := -*warmup; r < *rounds; r++ {
 		modes := []string{"direct", "ambassador"}
@@ -165,28 +172,47 @@ func main() {
 			}
 			res[m] = &figures{}
 		}
-		for _, m := range modes {
-			c0 := amb.cpu()
-			d, err := produce(ctx, seeds(m), topics[m], *records, value)
-			if err != nil {
-				log.Fatalf("produce %s: %v", m, err)
+		kpid := func(m string) int {
+			if m == "one-broker" {
+				return singlePid
 			}
-			res[m].produce = mbps(*records, *size, d)
-			if m == "ambassador" && r >= 0 {
-				ambCPU += amb.cpu() - c0
-				ambBytes += float64(*records * *size)
-			}
+			return kfakePid
 		}
-		for _, m := range modes {
-			c0 := amb.cpu()
-			d, err := consume(ctx, seeds(m), topics[m], *records)
-			if err != nil {
-				log.Fatalf("consume %s: %v", m, err)
-			}
-			res[m].consume = mbps(*records, *size, d)
-			if m == "ambassador" && r >= 0 {
-				ambCPU += amb.cpu() - c0
-				ambBytes += float64(*records * *size)
+		for _, phase := range []string{"produce", "consume"} {
+			for _, m := range modes {
+				s0 := snap(kpid(m), amb.pid)
+				var d time.Duration
+				var err error
+				// labelled, so that a -cpuprofile can be split by run (pprof -tagfocus run=...)
+				pprof.Do(ctx, pprof.Labels("run", phase+"-"+m), func(ctx context.Context) {
+					if phase == "produce" {
+						d, err = produce(ctx, seeds(m), topics[m], *records, value)
+					} else {
+						d, err = consume(ctx, seeds(m), topics[m], *records)
+					}
+				})
+				if err != nil {
+					log.Fatalf("%s %s: %v", phase, m, err)
+				}
+				s1 := snap(kpid(m), amb.pid)
+				if phase == "produce" {
+					res[m].produce = mbps(*records, *size, d)
+				} else {
+					res[m].consume = mbps(*records, *size, d)
+				}
+				if r < 0 {
+					continue
+				}
+				u := usage[phase+" "+m]
+				if u == nil {
+					u = &cpuUse{}
+					usage[phase+" "+m] = u
+				}
+				u.add(s0, s1, float64(*records**size))
+				if m == "ambassador" {
+					ambCPU += s1.amb - s0.amb
+					ambBytes += float64(*records * *size)
+				}
 			}
 		}
 		div := func(a, b *figures) figures { return figures{a.produce / b.produce, a.consume / b.consume} }
@@ -242,6 +268,69 @@ func main() {
 	if amb.pid != 0 && ambBytes > 0 {
 		fmt.Printf("\nambassador process CPU: %.2f s per GB of record values moved (user+system, over its produce and consume runs)\n", ambCPU/(ambBytes/1e9))
 	}
+	fmt.Printf("\nwhere the time goes, summed over the counted rounds (each whole run, set-up included; per GB of record values):\n\n")
+	fmt.Printf("| run | wall s | clients (this process) CPU-s | kfake CPU-s | ambassador CPU-s | machine busy |\n|---|---|---|---|---|---|\n")
+	for _, phase := range []string{"produce", "consume"} {
+		for _, m := range []string{"direct", "ambassador", "one-broker"} {
+			if u := usage[phase+" "+m]; u != nil {
+				gb := u.bytes / 1e9
+				fmt.Printf("| %s %s | %.2f | %.2f | %.2f | %.2f | %.0f %% |\n", phase, m, u.wall/gb, u.self/gb, u.kfake/gb, u.amb/gb, 100*u.busy/u.wall/float64(runtime.NumCPU()))
+			}
+		}
+	}
+}
+
+// cpuSnap is a snapshot of the CPU time used so far.
+type cpuSnap struct {
+	at                     time.Time
+	self, kfake, amb, busy float64 // CPU seconds; busy: the whole machine's non-idle time
+}
+
+func snap(kfakePid, ambPid int) cpuSnap {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return cpuSnap{
+		at:    time.Now(),
+		self:  time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
+		kfake: procCPU(kfakePid),
+		amb:   procCPU(ambPid),
+		busy:  machineBusy(),
+	}
+}
+
+// cpuUse sums the CPU time of runs of one kind.
+type cpuUse struct{ wall, self, kfake, amb, busy, bytes float64 }
+
+func (c *cpuUse) add(a, b cpuSnap, bytes float64) {
+	c.wall += b.at.Sub(a.at).Seconds()
+	c.self += b.self - a.self
+	c.kfake += b.kfake - a.kfake
+	c.amb += b.amb - a.amb
+	c.busy += b.busy - a.busy
+	c.bytes += bytes
+}
+
+// machineBusy returns the seconds all CPUs of the machine have spent not
+// idle (from /proc/stat), 0 when it cannot be read.
+func machineBusy() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / 100
 }
 
 func mbps(n, size int, d time.Duration) float64 {
@@ -363,11 +452,15 @@ type ambassador struct {
 
 // cpu returns the CPU seconds the ambassador's process has used (0 when it
 // runs in this process).
-func (a *ambassador) cpu() float64 {
-	if a.pid == 0 {
+func (a *ambassador) cpu() float64 { return procCPU(a.pid) }
+
+// procCPU returns the CPU seconds (user+system) process pid has used; 0
+// for pid 0 or when it cannot be read.
+func procCPU(pid int) float64 {
+	if pid == 0 {
 		return 0
 	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(a.pid) + "/stat")
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0
 	}
@@ -465,40 +558,41 @@ func waitReady(adminAddr string) error {
 // brokers it serves.
 // startCluster starts a kfake cluster of n brokers, in its own process or
 // in this one, and returns its addresses and how to stop it.
-func startCluster(n int, ownProcess bool) ([]string, func(), error) {
+// The pid is that of its process (0 in this one).
+func startCluster(n int, ownProcess bool) ([]string, int, func(), error) {
 	if ownProcess {
 		return startKfakeProcess(n)
 	}
 	fake, err := harness.StartKafka(n)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
-	return fake.Addrs, fake.Close, nil
+	return fake.Addrs, 0, fake.Close, nil
 }
 
-func startKfakeProcess(brokers int) ([]string, func(), error) {
+func startKfakeProcess(brokers int) ([]string, int, func(), error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	cmd := exec.Command(self, "-serve-kfake", "-kfake-brokers", strconv.Itoa(brokers))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
 	stop := func() { stdin.Close(); _ = cmd.Wait() }
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "BROKERS ") {
 		stop()
-		return nil, nil, fmt.Errorf("kfake process: %q %v", line, err)
+		return nil, 0, nil, fmt.Errorf("kfake process: %q %v", line, err)
 	}
-	return strings.Split(strings.TrimSpace(strings.TrimPrefix(line, "BROKERS ")), ","), stop, nil
+	return strings.Split(strings.TrimSpace(strings.TrimPrefix(line, "BROKERS ")), ","), cmd.Process.Pid, stop, nil
 }
