@@ -181,14 +181,15 @@ func main() {
 		for _, phase := range []string{"produce", "consume"} {
 			for _, m := range modes {
 				s0 := snap(kpid(m), amb.pid)
+				var io ioStats
 				var d time.Duration
 				var err error
 				// labelled, so that a -cpuprofile can be split by run (pprof -tagfocus run=...)
 				pprof.Do(ctx, pprof.Labels("run", phase+"-"+m), func(ctx context.Context) {
 					if phase == "produce" {
-						d, err = produce(ctx, seeds(m), topics[m], *records, value)
+						d, err = produce(ctx, seeds(m), topics[m], *records, value, &io)
 					} else {
-						d, err = consume(ctx, seeds(m), topics[m], *records)
+						d, err = consume(ctx, seeds(m), topics[m], *records, &io)
 					}
 				})
 				if err != nil {
@@ -209,6 +210,8 @@ func main() {
 					usage[phase+" "+m] = u
 				}
 				u.add(s0, s1, float64(*records**size))
+				u.msgs += io.n.Load()
+				u.msgBytes += io.bytes.Load()
 				if m == "ambassador" {
 					ambCPU += s1.amb - s0.amb
 					ambBytes += float64(*records * *size)
@@ -269,12 +272,12 @@ func main() {
 		fmt.Printf("\nambassador process CPU: %.2f s per GB of record values moved (user+system, over its produce and consume runs)\n", ambCPU/(ambBytes/1e9))
 	}
 	fmt.Printf("\nwhere the time goes, summed over the counted rounds (each whole run, set-up included; per GB of record values):\n\n")
-	fmt.Printf("| run | wall s | clients (this process) CPU-s | kfake CPU-s | ambassador CPU-s | machine busy |\n|---|---|---|---|---|---|\n")
+	fmt.Printf("| run | wall s | clients (this process) CPU-s | kfake CPU-s | ambassador CPU-s | machine busy | clients' page faults | average produce request / fetch response |\n|---|---|---|---|---|---|---|---|\n")
 	for _, phase := range []string{"produce", "consume"} {
 		for _, m := range []string{"direct", "ambassador", "one-broker"} {
 			if u := usage[phase+" "+m]; u != nil {
 				gb := u.bytes / 1e9
-				fmt.Printf("| %s %s | %.2f | %.2f | %.2f | %.2f | %.0f %% |\n", phase, m, u.wall/gb, u.self/gb, u.kfake/gb, u.amb/gb, 100*u.busy/u.wall/float64(runtime.NumCPU()))
+				fmt.Printf("| %s %s | %.2f | %.2f | %.2f | %.2f | %.0f %% | %.0f | %.2f MB |\n", phase, m, u.wall/gb, u.self/gb, u.kfake/gb, u.amb/gb, 100*u.busy/u.wall/float64(runtime.NumCPU()), u.faults/gb, float64(u.msgBytes)/float64(max(u.msgs, 1))/1e6)
 			}
 		}
 	}
@@ -284,22 +287,27 @@ func main() {
 type cpuSnap struct {
 	at                     time.Time
 	self, kfake, amb, busy float64 // CPU seconds; busy: the whole machine's non-idle time
+	faults                 float64 // this process's minor page faults
 }
 
 func snap(kfakePid, ambPid int) cpuSnap {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return cpuSnap{
-		at:    time.Now(),
-		self:  time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
-		kfake: procCPU(kfakePid),
-		amb:   procCPU(ambPid),
-		busy:  machineBusy(),
+		faults: float64(ru.Minflt),
+		at:     time.Now(),
+		self:   time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
+		kfake:  procCPU(kfakePid),
+		amb:    procCPU(ambPid),
+		busy:   machineBusy(),
 	}
 }
 
 // cpuUse sums the CPU time of runs of one kind.
-type cpuUse struct{ wall, self, kfake, amb, busy, bytes float64 }
+type cpuUse struct {
+	wall, self, kfake, amb, busy, faults, bytes float64
+	msgs, msgBytes                              int64 // produce requests written or fetch responses read, and their bytes
+}
 
 func (c *cpuUse) add(a, b cpuSnap, bytes float64) {
 	c.wall += b.at.Sub(a.at).Seconds()
@@ -307,7 +315,26 @@ func (c *cpuUse) add(a, b cpuSnap, bytes float64) {
 	c.kfake += b.kfake - a.kfake
 	c.amb += b.amb - a.amb
 	c.busy += b.busy - a.busy
+	c.faults += b.faults - a.faults
 	c.bytes += bytes
+}
+
+// ioStats counts the produce requests a client writes and the fetch
+// responses it reads (franz-go hooks).
+type ioStats struct{ n, bytes atomic.Int64 }
+
+func (s *ioStats) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, n int, _, _ time.Duration, err error) {
+	if key == 0 && err == nil { // Produce
+		s.n.Add(1)
+		s.bytes.Add(int64(n))
+	}
+}
+
+func (s *ioStats) OnBrokerRead(_ kgo.BrokerMetadata, key int16, n int, _, _ time.Duration, err error) {
+	if key == 1 && err == nil { // Fetch
+		s.n.Add(1)
+		s.bytes.Add(int64(n))
+	}
 }
 
 // machineBusy returns the seconds all CPUs of the machine have spent not
@@ -371,8 +398,9 @@ func deleteTopic(ctx context.Context, brokers []string, topic string) error {
 // produce writes n records asynchronously (the client keeps as many in
 // flight as its defaults allow) and returns the time from the first to the
 // last acknowledgement of the n-1 after a warm-up record.
-func produce(ctx context.Context, seeds []string, topic string, n int, value []byte) (time.Duration, error) {
+func produce(ctx context.Context, seeds []string, topic string, n int, value []byte, io *ioStats) (time.Duration, error) {
 	cl, err := kgo.NewClient(
+		kgo.WithHooks(io),
 		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(topic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -410,8 +438,9 @@ func produce(ctx context.Context, seeds []string, topic string, n int, value []b
 // consume reads n records of topic from the start with a fresh consumer;
 // the clock starts at the first records, so that start-up (metadata,
 // offsets) does not count.
-func consume(ctx context.Context, seeds []string, topic string, n int) (time.Duration, error) {
+func consume(ctx context.Context, seeds []string, topic string, n int, io *ioStats) (time.Duration, error) {
 	cl, err := kgo.NewClient(
+		kgo.WithHooks(io),
 		kgo.SeedBrokers(seeds...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
