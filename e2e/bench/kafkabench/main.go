@@ -479,10 +479,6 @@ type ambassador struct {
 	stop func()
 }
 
-// cpu returns the CPU seconds the ambassador's process has used (0 when it
-// runs in this process).
-func (a *ambassador) cpu() float64 { return procCPU(a.pid) }
-
 // procCPU returns the CPU seconds (user+system) process pid has used; 0
 // for pid 0 or when it cannot be read.
 func procCPU(pid int) float64 {
