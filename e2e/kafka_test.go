@@ -1878,6 +1878,54 @@ func TestKafkaLimitsMetricsReload(t *testing.T) {
 	}
 }
 
+// TestKafkaIdleCountsFromLastResponse: the idle timeout runs from the
+// last request or the last response, whichever came later; a client that
+// sends its next request soon after a long poll ended is not idle, however
+// long the poll took.
+func TestKafkaIdleCountsFromLastResponse(t *testing.T) {
+	const idle = 800 * time.Millisecond
+	e := newKafkaEnvWith(t, map[string]string{"IDLE_TIMEOUT": idle.String()}, kfake.SeedTopics(1, "idle"))
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rawOn(t, c, kmsg.NewPtrApiVersionsRequest())
+	// A long poll on an empty partition that ends just before the
+	// ambassador's second idle check (at 2 x idle after the request, while
+	// the poll keeps the connection busy).
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 11
+	req.MaxWaitMillis = int32(idle.Milliseconds() * 19 / 10)
+	req.MinBytes = 1
+	req.MaxBytes = 1 << 20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "idle"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	for range 2 {
+		start := time.Now()
+		resp := rawOn(t, c, req).(*kmsg.FetchResponse)
+		if waited := time.Since(start); waited < idle || len(resp.Topics) != 1 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("long poll answered after %v: %+v", waited, resp.Topics)
+		}
+		// half the idle timeout after the response: still a live client
+		time.Sleep(idle / 2)
+	}
+	rawOn(t, c, kmsg.NewPtrApiVersionsRequest())
+	// and once really idle, the connection is closed
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read data from an idle connection")
+	}
+	if waited := time.Since(start); waited > 3*idle {
+		t.Errorf("idle connection closed after %v, idle timeout %v", waited, idle)
+	}
+}
+
 // connHooks counts a franz-go client's connections and fetch requests.
 type connHooks struct{ connects, fetches atomic.Int64 }
 

@@ -118,9 +118,10 @@ type clientConn struct {
 	done   chan struct{} // closed when the reader returns
 	reason atomic.Int32  // close reason set by the writer, -1 none
 
-	writing atomic.Bool // a goroutine is writing responses
-	wbufs   net.Buffers // the writer's scratch, guarded by writing
-	wrel    []*rbuf     // likewise
+	writing atomic.Bool  // a goroutine is writing responses
+	wbufs   net.Buffers  // the writer's scratch, guarded by writing
+	wrel    []*rbuf      // likewise
+	lastOut atomic.Int64 // when responses were last written (UnixNano): idleness counts from there too
 
 	bmu     sync.Mutex
 	bconns  map[bkey]*brokerConn
@@ -240,6 +241,7 @@ func (c *clientConn) flush() {
 				if _, err := w.WriteTo(c.conn); err != nil {
 					c.abort(frontend.ReasonWriteError)
 				}
+				c.lastOut.Store(time.Now().UnixNano())
 				clear(c.wbufs)
 			}
 			for _, r := range c.wrel {
@@ -311,13 +313,18 @@ func (c *clientConn) draining() bool {
 
 func (c *clientConn) readLoop() frontend.CloseReason {
 	br := bufio.NewReaderSize(c.conn, 64<<10)
+	var idleUntil time.Time // when set, the idle deadline to wait for; otherwise now + the idle timeout
 	for {
 		st := c.f.settings()
 		if c.draining() {
 			return c.drain(br)
 		}
 		if st.idle > 0 {
-			_ = c.conn.SetReadDeadline(time.Now().Add(st.idle))
+			if idleUntil.IsZero() {
+				idleUntil = time.Now().Add(st.idle)
+			}
+			_ = c.conn.SetReadDeadline(idleUntil)
+			idleUntil = time.Time{}
 		} else {
 			_ = c.conn.SetReadDeadline(time.Time{})
 		}
@@ -330,6 +337,12 @@ func (c *clientConn) readLoop() frontend.CloseReason {
 				}
 				if !c.out.empty() || len(c.sem) > 0 {
 					continue // waiting for responses is not idleness
+				}
+				// nor is the time the client takes to act on the last
+				// response (a consumer whose long poll just ended)
+				if until := time.Unix(0, c.lastOut.Load()).Add(st.idle); time.Until(until) > 0 {
+					idleUntil = until
+					continue
 				}
 				c.log.Debug("closing idle client", "idle_timeout", st.idle)
 				return frontend.ReasonIdleTimeout
