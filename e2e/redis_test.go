@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha1"
@@ -13,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"slices"
 	"sort"
@@ -2967,5 +2969,113 @@ rounds:
 	}
 	if v, err := c.Get(ctx, k).Result(); err != nil || v != "v" {
 		t.Errorf("GET after isolated timeouts: %q, %v", v, err)
+	}
+}
+
+// TestRedisIdleTimeout: IDLE_TIMEOUT closes a client that sends nothing
+// for that long after its last reply, as Redis' own timeout does; a client
+// blocked in a blocking command and a subscriber are not idle, and a
+// blocking command that outlives the timeout costs no CPU while it blocks.
+func TestRedisIdleTimeout(t *testing.T) {
+	const idle = time.Second
+	e := newRedisEnv(t, harness.RedisNodes(t, 1), envOpts{env: map[string]string{"IDLE_TIMEOUT": idle.String()}})
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	// do sends one command and returns the first line of its reply
+	do := func(c net.Conn, br *bufio.Reader, args ...string) string {
+		t.Helper()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		cmd := fmt.Sprintf("*%d\r\n", len(args))
+		for _, a := range args {
+			cmd += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
+		}
+		if _, err := c.Write([]byte(cmd)); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		l, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return strings.TrimRight(l, "\r\n")
+	}
+	closedAfter := func(c net.Conn, br *bufio.Reader) time.Duration {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(5 * idle))
+		start := time.Now()
+		if l, err := br.ReadString('\n'); err == nil {
+			t.Fatalf("read %q from an idle client", l)
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("an idle client was not closed in %v", 5*idle)
+		}
+		return time.Since(start)
+	}
+	idleClosed := func() float64 {
+		return metricValue(t, e.srv, "ambassador_frontend_connections_closed_total", map[string]string{"frontend": "redis", "reason": "idle_timeout"})
+	}
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+
+	// an idle client is closed after the timeout
+	c, br := dial()
+	if r := do(c, br, "PING"); r != "+PONG" {
+		t.Fatalf("PING: %q", r)
+	}
+	before := idleClosed()
+	if d := closedAfter(c, br); d < idle*8/10 || d > 3*idle {
+		t.Errorf("idle client closed after %v, idle timeout %v", d, idle)
+	}
+	eventually(t, 2*time.Second, "idle_timeout counted", func() bool { return idleClosed() == before+1 })
+
+	// a blocking command longer than the timeout: the client is not idle,
+	// and the wait costs no CPU (it once spun on an expired deadline)
+	c, br = dial()
+	do(c, br, "PING")
+	c0, start := cpu(), time.Now()
+	if r := do(c, br, "BLPOP", "idle-nokey", "2.5"); r != "*-1" {
+		t.Fatalf("BLPOP: %q", r)
+	}
+	if used, took := cpu()-c0, time.Since(start); took < 2*time.Second || used > 800*time.Millisecond {
+		t.Errorf("BLPOP of 2.5 s took %v and %v of CPU in this process", took, used)
+	}
+	// a short one armed before the timeout would have struck: the
+	// timeout counts from the reply, not from before the command
+	time.Sleep(idle * 3 / 10)
+	if r := do(c, br, "BLPOP", "idle-nokey", "0.5"); r != "*-1" {
+		t.Fatalf("BLPOP: %q", r)
+	}
+	time.Sleep(idle / 2)
+	if r := do(c, br, "PING"); r != "+PONG" {
+		t.Fatalf("PING half a timeout after a blocking command: %q", r)
+	}
+	// and once really idle, the client is closed all the same
+	if d := closedAfter(c, br); d < idle*8/10 || d > 3*idle {
+		t.Errorf("idle client closed after %v, idle timeout %v", d, idle)
+	}
+
+	// a subscriber waits as long as it likes
+	s, sbr := dial()
+	if r := do(s, sbr, "SUBSCRIBE", "idle-ch"); r != "*3" {
+		t.Fatalf("SUBSCRIBE: %q", r)
+	}
+	for range 5 { // $9 subscribe $7 idle-ch :1
+		_, _ = sbr.ReadString('\n')
+	}
+	time.Sleep(idle * 3 / 2)
+	p, pbr := dial()
+	if r := do(p, pbr, "PUBLISH", "idle-ch", "hi"); r != ":1" {
+		t.Fatalf("PUBLISH to a subscriber idle for %v: %q", idle*3/2, r)
+	}
+	_ = s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if l, err := sbr.ReadString('\n'); err != nil || strings.TrimSpace(l) != "*3" {
+		t.Fatalf("subscriber: %q %v", l, err)
 	}
 }

@@ -228,9 +228,16 @@ func (c *client) releaseBuffers() {
 	}
 }
 
-// armIdle sets the idle deadline before waiting for a request.
+// armIdle sets the idle deadline before waiting for a request: the idle
+// timeout runs from the last reply (as Redis' own timeout, it spares
+// subscribers, and clients only while a blocking command blocks: see
+// readAhead).
 func (c *client) armIdle() {
-	if idle := c.f.limits.IdleTimeout.D(); idle > 0 && c.ps == nil && len(c.blockers) == 0 {
+	if idle := c.f.limits.IdleTimeout.D(); idle > 0 {
+		if c.ps != nil {
+			_ = c.conn.SetReadDeadline(time.Time{})
+			return
+		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
 	}
 }
@@ -632,6 +639,9 @@ func (c *client) readAhead() chan readResult {
 	}
 	ch := make(chan readResult, 1)
 	buf := c.rbuf[c.w:]
+	// No idle deadline while a command blocks (one armed before the
+	// command would end the read at once, over and over).
+	_ = c.conn.SetReadDeadline(time.Time{})
 	go func() {
 		n, err := c.conn.Read(buf)
 		ch <- readResult{n, err}
