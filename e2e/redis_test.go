@@ -3061,6 +3061,37 @@ func TestRedisIdleTimeout(t *testing.T) {
 		t.Errorf("idle client closed after %v, idle timeout %v", d, idle)
 	}
 
+	// a reply slower than the timeout: the client waits for it, is not
+	// idle meanwhile, and the timeout counts from the reply
+	c, br = dial()
+	do(c, br, "PING")
+	if err := e.direct[0].Do(context.Background(), "CLIENT", "PAUSE", "1500", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if r := do(c, br, "SET", "idle-slow", "v"); r != "+OK" {
+		t.Fatalf("SET during CLIENT PAUSE: %q", r)
+	}
+	if took := time.Since(start); took < idle {
+		t.Fatalf("SET answered after %v: the pause did not hold it past the idle timeout", took)
+	}
+	time.Sleep(idle / 2)
+	if r := do(c, br, "PING"); r != "+PONG" {
+		t.Fatalf("PING half a timeout after a slow reply: %q", r)
+	}
+
+	// a client that unsubscribed (as pools do on release) is no subscriber
+	c, br = dial()
+	if r := do(c, br, "UNSUBSCRIBE"); r != "*3" {
+		t.Fatalf("UNSUBSCRIBE: %q", r)
+	}
+	for range 4 { // $11 unsubscribe $-1 :0
+		_, _ = br.ReadString('\n')
+	}
+	if d := closedAfter(c, br); d < idle*8/10 || d > 3*idle {
+		t.Errorf("idle unsubscribed client closed after %v, idle timeout %v", d, idle)
+	}
+
 	// a subscriber waits as long as it likes
 	s, sbr := dial()
 	if r := do(s, sbr, "SUBSCRIBE", "idle-ch"); r != "*3" {

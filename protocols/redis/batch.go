@@ -122,9 +122,11 @@ func (c *client) writeBatch(b *batch, flush bool) {
 	}
 	if flush && len(c.out) > 0 {
 		c.wmu.Lock()
-		_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
+		now := time.Now()
+		_ = c.conn.SetWriteDeadline(now.Add(c.f.writeTimeout()))
 		err := c.rawOut.write(c.out)
 		c.wmu.Unlock()
+		c.lastOut.Store(now.UnixNano())
 		if err != nil && c.writeErr.Load() == nil {
 			c.writeErr.Store(&err)
 		}

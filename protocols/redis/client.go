@@ -84,6 +84,9 @@ type client struct {
 	ps       *pubsub
 
 	wmu sync.Mutex // guards writes to conn (Pub/Sub relays write too)
+
+	lastOut   atomic.Int64 // when replies were last written (UnixNano): idleness counts from there too
+	idleUntil time.Time    // when set, the next idle deadline (after a check found the client busy)
 }
 
 // stage is what one batch sends to one backend connection.
@@ -193,6 +196,9 @@ func (c *client) serveRaw(rc syscall.RawConn) (reason frontend.CloseReason, done
 		err = rerr
 	}
 	if err != nil {
+		if c.notIdle(err) {
+			return 0, false // wait again (in serve's read)
+		}
 		return c.readFailed(err), true
 	}
 	return 0, false
@@ -234,12 +240,44 @@ func (c *client) releaseBuffers() {
 // readAhead).
 func (c *client) armIdle() {
 	if idle := c.f.limits.IdleTimeout.D(); idle > 0 {
-		if c.ps != nil {
+		if c.ps != nil && c.ps.active() {
 			_ = c.conn.SetReadDeadline(time.Time{})
 			return
 		}
-		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
+		until := c.idleUntil
+		if until.IsZero() {
+			until = time.Now().Add(idle)
+		}
+		c.idleUntil = time.Time{}
+		_ = c.conn.SetReadDeadline(until)
 	}
+}
+
+// notIdle is asked when a read ended at the idle deadline: a client whose
+// requests are still in flight, or whose last reply went out less than the
+// idle timeout ago, is not idle. It then sets the deadline to wait for next.
+func (c *client) notIdle(err error) bool {
+	idle := c.f.limits.IdleTimeout.D()
+	if idle <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	select {
+	case <-c.f.srv.Draining():
+		return false
+	default:
+	}
+	c.qmu.Lock()
+	busy := c.inflight > 0
+	c.qmu.Unlock()
+	if busy {
+		c.idleUntil = time.Now().Add(idle)
+		return true
+	}
+	if until := time.Unix(0, c.lastOut.Load()).Add(idle); time.Until(until) > 0 {
+		c.idleUntil = until
+		return true
+	}
+	return false
 }
 
 // parseAndRun parses what is buffered and runs its batches until more
@@ -347,6 +385,9 @@ func (c *client) read() (frontend.CloseReason, bool) {
 	if err != nil {
 		if n > 0 {
 			return 0, true // serve what came with the error first
+		}
+		if c.notIdle(err) {
+			return 0, true
 		}
 		return c.readFailed(err), false
 	}
