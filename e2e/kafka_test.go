@@ -1926,6 +1926,185 @@ func TestKafkaIdleCountsFromLastResponse(t *testing.T) {
 	}
 }
 
+// TestKafkaFetchNoStarvation: a partition added to a consumer's fetches
+// while another partition of the same broker streams (its read-ahead always
+// in flight) is fetched all the same.
+func TestKafkaFetchNoStarvation(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("starve", 2)
+	for p := range int32(2) { // both on one broker: one fetch lane
+		if err := e.fake.MoveTopicPartition("starve", p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prod := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.SeedBrokers(e.brokers...))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 5 {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "starve", Partition: 1, Value: []byte("p1")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { // partition 0 streams
+		for ctx.Err() == nil {
+			_ = prod.ProduceSync(ctx, &kgo.Record{Topic: "starve", Partition: 0, Value: []byte("p0")}).FirstErr()
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	movedLeadersKnown(t, e, "starve")
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	off := map[int32]int64{}
+	got1 := 0
+	for i := range 20 {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 11
+		req.MaxWaitMillis = 2000
+		req.MinBytes = 1
+		req.MaxBytes = 1 << 20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "starve"
+		parts := []int32{0}
+		if i >= 5 { // partition 1 joins once partition 0's read-ahead runs
+			parts = []int32{0, 1}
+		}
+		for _, p := range parts {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition = p
+			rp.FetchOffset = off[p]
+			rp.PartitionMaxBytes = 1 << 20
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp := rawOn(t, c, req).(*kmsg.FetchResponse)
+		for _, rt := range resp.Topics {
+			for _, p := range rt.Partitions {
+				if n := batchesEnd(p.RecordBatches); n > 0 {
+					off[p.Partition] = n
+					if p.Partition == 1 {
+						got1++
+					}
+				}
+			}
+		}
+	}
+	if got1 == 0 || off[1] != 5 {
+		t.Errorf("partition 1 (5 records waiting) fetched %d times, up to offset %d, in 15 fetches while partition 0 streamed", got1, off[1])
+	}
+}
+
+// TestKafkaPipelinedFetchesWait: two fetches in flight on one connection
+// for partitions of one broker each wait their MaxWait; neither answers
+// the other empty.
+func TestKafkaPipelinedFetchesWait(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("pipefetch", 2)
+	for p := range int32(2) {
+		if err := e.fake.MoveTopicPartition("pipefetch", p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	movedLeadersKnown(t, e, "pipefetch")
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	id := "e2e-pipe"
+	fetch := func(p int32) []byte {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 11
+		req.MaxWaitMillis = 1000
+		req.MinBytes = 1
+		req.MaxBytes = 1 << 20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "pipefetch"
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = p
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return wire.AppendRequest(nil, p, &id, req) // correlation id = partition
+	}
+	if _, err := c.Write(append(fetch(0), fetch(1)...)); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	end := time.Now().Add(3 * time.Second)
+	_ = c.SetReadDeadline(end)
+	for {
+		frame, err := wire.ReadFrame(br, 1<<30, nil)
+		if err != nil {
+			break
+		}
+		corr, _ := wire.ResponseCorrelation(frame)
+		n++
+		if _, err := c.Write(fetch(corr)); err != nil { // asked again at once, as consumers do
+			t.Fatal(err)
+		}
+	}
+	// each of the two waits 1 s per answer: about 6 answers in 3 s
+	if n > 12 {
+		t.Errorf("%d fetch answers in 3 s with two fetches of MaxWait 1 s on an empty topic: answered early", n)
+	}
+	if n < 2 {
+		t.Errorf("%d fetch answers in 3 s with two fetches of MaxWait 1 s", n)
+	}
+}
+
+// movedLeadersKnown waits until the ambassador routes both partitions of
+// topic to their leaders (after a move): a fetch of each answers without
+// error.
+func movedLeadersKnown(t *testing.T, e *kafkaEnv, topic string) {
+	e.eventually(5*time.Second, "the ambassador routes "+topic+" to its moved leaders", func() bool {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 11
+		req.MaxBytes = 1 << 20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = topic
+		for p := range int32(2) {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition = p
+			rp.PartitionMaxBytes = 1 << 20
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp := raw(t, e.addr, req).(*kmsg.FetchResponse)
+		n := 0
+		for _, rt := range resp.Topics {
+			for _, p := range rt.Partitions {
+				if p.ErrorCode != 0 {
+					return false
+				}
+				n++
+			}
+		}
+		return n == 2
+	})
+}
+
+// batchesEnd returns the offset after the last complete v2 record batch
+// in b, -1 for none.
+func batchesEnd(b []byte) int64 {
+	next := int64(-1)
+	for len(b) >= 61 {
+		n := int32(binary.BigEndian.Uint32(b[8:]))
+		if n < 49 || int(n)+12 > len(b) {
+			break
+		}
+		next = int64(binary.BigEndian.Uint64(b)) + int64(int32(binary.BigEndian.Uint32(b[23:]))) + 1
+		b = b[12+n:]
+	}
+	return next
+}
+
 // connHooks counts a franz-go client's connections and fetch requests.
 type connHooks struct{ connects, fetches atomic.Int64 }
 

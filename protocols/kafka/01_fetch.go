@@ -60,6 +60,10 @@ type fetchPart struct {
 	op     *fetchOp // the fetch it answers; nil once detached
 	items  map[tpKey]fetchItem
 	req    *kmsg.FetchRequest
+	// extra: what the fetch that adopted the part wants from its broker
+	// and the part does not cover (another partition, another offset);
+	// the part that follows it asks for these.
+	extra []fetchItem
 }
 
 type fetchOp struct {
@@ -181,16 +185,18 @@ func (c *clientConn) handleFetch(r *request) {
 			if len(items) == 0 {
 				continue
 			}
-			if prev := out.op; prev != nil && prev != op && !prev.done {
-				prev.waiting--
-				if prev.ready() {
-					prev.done = true
-					finish = append(finish, prev)
-				}
+			// Adopt a part no live fetch waits for (a read-ahead, or the
+			// part of a fetch already answered). One a fetch still
+			// waits for stays that fetch's: taking it would answer that
+			// fetch empty at once, and two pipelined fetches would take
+			// it from each other without end. This fetch sends its own
+			// part behind it.
+			if prev := out.op; prev == nil || prev.done {
+				out.op = op
+				op.waiting++
+				out.extra = uncovered(out.items, items, byID)
+				continue
 			}
-			out.op = op
-			op.waiting++
-			continue
 		}
 		all := append(items, ahead[l]...)
 		if len(all) == 0 {
@@ -254,14 +260,50 @@ func newFetchPart(l int32, tmpl *kmsg.FetchRequest, nparts int, items []fetchIte
 	}
 	part := &fetchPart{broker: l, items: make(map[tpKey]fetchItem, len(items)), req: preq}
 	for _, it := range items {
-		if nt := len(preq.Topics); nt == 0 || preq.Topics[nt-1].Topic != it.topic || preq.Topics[nt-1].TopicID != it.id {
-			preq.Topics = append(preq.Topics, kmsg.FetchRequestTopic{Topic: it.topic, TopicID: it.id})
+		ti := len(preq.Topics) - 1 // one entry per topic, wherever its items stand
+		for ti >= 0 && (preq.Topics[ti].Topic != it.topic || preq.Topics[ti].TopicID != it.id) {
+			ti--
 		}
-		pt := &preq.Topics[len(preq.Topics)-1]
+		if ti < 0 {
+			preq.Topics = append(preq.Topics, kmsg.FetchRequestTopic{Topic: it.topic, TopicID: it.id})
+			ti = len(preq.Topics) - 1
+		}
+		pt := &preq.Topics[ti]
 		pt.Partitions = append(pt.Partitions, it.p)
 		part.items[fetchKey(it.topic, it.id, it.p.Partition, byID)] = it
 	}
 	return part
+}
+
+// uncovered returns the items a part does not fetch as wanted: partitions
+// it lacks or asks for at another offset.
+func uncovered(have map[tpKey]fetchItem, want []fetchItem, byID bool) []fetchItem {
+	var out []fetchItem
+	for _, it := range want {
+		if h, ok := have[fetchKey(it.topic, it.id, it.p.Partition, byID)]; !ok || h.p.FetchOffset != it.p.FetchOffset {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// mergeItems returns a's items with b's added, b's winning for a partition
+// in both (b holds what a client asked for last).
+func mergeItems(a, b []fetchItem, byID bool) []fetchItem {
+	if len(b) == 0 {
+		return a
+	}
+	in := make(map[tpKey]bool, len(b))
+	for _, it := range b {
+		in[fetchKey(it.topic, it.id, it.p.Partition, byID)] = true
+	}
+	out := make([]fetchItem, 0, len(a)+len(b))
+	for _, it := range a {
+		if !in[fetchKey(it.topic, it.id, it.p.Partition, byID)] {
+			out = append(out, it)
+		}
+	}
+	return append(out, b...)
 }
 
 // detach unhooks the outstanding parts from a finished fetch.
@@ -414,9 +456,24 @@ func (c *clientConn) fetchDone(clientID *string, part *fetchPart, resp kmsg.Resp
 			finish = op
 		}
 	}
-	if delivered && len(ahead) > 0 && fs.lanes[part.broker] == nil && c.ctx.Err() == nil && c.f.settings().readAhead {
-		next = newFetchPart(part.broker, part.req, 1, ahead, byID)
+	// The next part on this lane: the read-ahead of what was delivered,
+	// and what the fetch that adopted this part wanted from the broker
+	// beyond it (for that fetch while it waits, else as read-ahead), so
+	// that a partition outside a chain of read-aheads is not starved.
+	if !delivered || !c.f.settings().readAhead {
+		ahead = nil
+	}
+	if items := mergeItems(ahead, part.extra, byID); len(items) > 0 && fs.lanes[part.broker] == nil && c.ctx.Err() == nil {
+		tmpl := part.req
+		if live && !op.done && len(part.extra) > 0 {
+			tmpl = op.req
+		}
+		next = newFetchPart(part.broker, tmpl, 1, items, byID)
 		next.req.MaxBytes = part.req.MaxBytes
+		if live && !op.done && len(part.extra) > 0 {
+			next.op = op
+			op.waiting++
+		}
 		fs.lanes[part.broker] = next
 	}
 	fs.mu.Unlock()
