@@ -2059,6 +2059,59 @@ func TestKafkaPipelinedFetchesWait(t *testing.T) {
 	}
 }
 
+// TestKafkaAcks0NotLostOnClose: acks=0 produce requests the ambassador has
+// read reach the broker even when the client hangs up right after sending
+// them (large ones wait for a backend writer goroutine).
+func TestKafkaAcks0NotLostOnClose(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("acks0", 1)
+	// one acknowledged record first: the ambassador routes the topic
+	produceKgo(t, e.client(), "acks0", makeRecs("first", 1))
+	rec := kmsg.Record{Key: []byte("k"), Value: make([]byte, 700<<10)}
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1)
+	now := time.Now().UnixMilli()
+	batch := kmsg.RecordBatch{PartitionLeaderEpoch: -1, Magic: 2, FirstTimestamp: now, MaxTimestamp: now,
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1, Records: rec.AppendTo(nil)}
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 7
+	req.Acks = 0
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "acks0"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = sealBatch(batch.AppendTo(nil))
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	id := "e2e-acks0"
+	frame := wire.AppendRequest(nil, 1, &id, req)
+	const n = 20
+	for range n {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	adm := kadm.NewClient(e.direct)
+	var end int64
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && end != n {
+		time.Sleep(50 * time.Millisecond)
+		ends, err := adm.ListEndOffsets(context.Background(), "acks0")
+		if err != nil {
+			continue
+		}
+		o, _ := ends.Lookup("acks0", 0)
+		end = o.Offset - 1
+	}
+	if end != n {
+		t.Errorf("%d of %d acks=0 produce requests stored", end, n)
+	}
+}
+
 // movedLeadersKnown waits until the ambassador routes both partitions of
 // topic to their leaders (after a move): a fetch of each answers without
 // error.

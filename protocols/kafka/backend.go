@@ -509,9 +509,16 @@ func (b *brokerConn) fail(err error, failure bool) {
 // close ends the connection on the ambassador's initiative.
 func (b *brokerConn) close() { b.fail(ErrBrokerClosed, false) }
 
-// pending is the number of requests awaiting a response.
+// pending is the number of requests not yet answered or, for those that
+// get no answer (acks=0 produce), not yet written: awaiting a response,
+// waiting for the writer or being written by it, or parked while the
+// session renews.
 func (b *brokerConn) pending() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.queue)
+	n := len(b.queue) + len(b.jobs) + len(b.parked)
+	if b.busy {
+		n++
+	}
+	return n
 }
