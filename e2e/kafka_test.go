@@ -65,6 +65,7 @@ type kafkaEnv struct {
 	addr    string // the ambassador's Kafka listener
 	direct  *kgo.Client
 	env     map[string]string // the ambassador's variables; Reload reads them again
+	stop    func()            // shuts the ambassador down (as on SIGTERM) and waits for it
 }
 
 func newKafkaEnv(t testing.TB, opts ...kfake.Opt) *kafkaEnv {
@@ -126,17 +127,21 @@ func (e *kafkaEnv) startAmbassador(extraEnv map[string]string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server.Run: %v", err)
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("server.Run: %v", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Errorf("server did not stop")
 			}
-		case <-time.After(15 * time.Second):
-			t.Errorf("server did not stop")
-		}
-	})
+		})
+	}
+	t.Cleanup(e.stop)
 	select {
 	case <-srv.Started():
 	case err := <-done:
@@ -2109,6 +2114,70 @@ func TestKafkaAcks0NotLostOnClose(t *testing.T) {
 	}
 	if end != n {
 		t.Errorf("%d of %d acks=0 produce requests stored", end, n)
+	}
+}
+
+// TestKafkaShutdownDrains: on shutdown a client's requests in flight get
+// their real answers before its connection closes, even when the shutdown
+// wakes the reader in the middle of the client's next frame.
+func TestKafkaShutdownDrains(t *testing.T) {
+	e := newKafkaEnvWith(t, map[string]string{"SHUTDOWN_TIMEOUT": "8s"})
+	e.createTopic("drain", 1)
+	produceKgo(t, e.client(), "drain", makeRecs("drain", 3))
+	var held atomic.Bool
+	e.fake.ControlKey(int16(kmsg.ListOffsets), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if held.CompareAndSwap(false, true) {
+			time.Sleep(1500 * time.Millisecond) // the first one stays at the broker a while
+		} else {
+			e.fake.DropControl()
+		}
+		return nil, nil, false
+	})
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 4
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "drain"
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Timestamp = -1 // the end
+	rp.CurrentLeaderEpoch = -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	id := "e2e-drain"
+	if _, err := c.Write(wire.AppendRequest(nil, 1, &id, req)); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(3*time.Second, "the ListOffsets held at the broker", held.Load)
+	next := wire.AppendRequest(nil, 2, &id, kmsg.NewPtrApiVersionsRequest())
+	if _, err := c.Write(next[:10]); err != nil { // half a frame
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	stopped := make(chan struct{})
+	go func() { e.stop(); close(stopped) }()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	frame, err := wire.ReadFrame(bufio.NewReader(c), 1<<20, nil)
+	if err != nil {
+		t.Fatalf("the request in flight at shutdown got no answer: %v", err)
+	}
+	resp, err := wire.DecodeResponse(int16(kmsg.ListOffsets), 4, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+	if p.ErrorCode != 0 || p.Offset != 3 {
+		t.Errorf("ListOffsets in flight at shutdown: error %v offset %d, want its real answer (offset 3)", kerr.ErrorForCode(p.ErrorCode), p.Offset)
+	}
+	<-stopped
+	closed := func(reason string) float64 {
+		return metricValue(t, e.srv, "ambassador_frontend_connections_closed_total", map[string]string{"frontend": "kafka", "reason": reason})
+	}
+	if closed("shutdown") < 1 || closed("read_error") != 0 {
+		t.Errorf("closes at shutdown: %v shutdown, %v read_error", closed("shutdown"), closed("read_error"))
 	}
 }
 

@@ -361,6 +361,14 @@ func (c *clientConn) readLoop() frontend.CloseReason {
 				c.log.Warn("malformed request; closing the connection", "error", err)
 				return frontend.ReasonProtocolError
 			}
+			// Draining wakes the reader with a deadline; if it struck
+			// inside a frame, that request is left unread, as any that
+			// arrives while draining, but the ones in flight are still
+			// answered.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && c.draining() {
+				return c.drain(br)
+			}
 			return readReason(err)
 		}
 		c.f.m.bytesClientIn.Add(float64(len(frame) + 4))
