@@ -3110,3 +3110,79 @@ func TestRedisIdleTimeout(t *testing.T) {
 		t.Fatalf("subscriber: %q %v", l, err)
 	}
 }
+
+// TestRedisBlockedClientLeavesOrShutdown: a client blocked in BLPOP 0 that
+// leaves is noticed (its command cancelled, its connection released) even
+// when its command filled the read buffer; on shutdown a blocked client
+// is answered and closed at once instead of holding the drain to its end.
+func TestRedisBlockedClientLeavesOrShutdown(t *testing.T) {
+	e := newRedisEnv(t, harness.RedisNodes(t, 1), envOpts{env: map[string]string{"SHUTDOWN_TIMEOUT": "20s"}})
+	ctx := ctxT(t, time.Minute)
+	active := func() float64 {
+		return metricValue(t, e.srv, "ambassador_frontend_connections", map[string]string{"frontend": "redis"})
+	}
+	blpop := func(key string) []byte {
+		return fmt.Appendf(nil, "*3\r\n$5\r\nBLPOP\r\n$%d\r\n%s\r\n$1\r\n0\r\n", len(key), key)
+	}
+
+	// a command exactly the size of the read buffer (4 KiB)
+	key := "blocked-" + strings.Repeat("k", 4096-len(blpop(""))-3-len("blocked-")) // the length takes 4 digits, not 1
+	if n := len(blpop(key)); n != 4096 {
+		t.Fatalf("command of %d bytes, want 4096", n)
+	}
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(blpop(key)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the BLPOP blocked at the node", func() bool {
+		n, _ := e.direct[0].Do(ctx, "INFO", "clients").Text()
+		return strings.Contains(n, "blocked_clients:1")
+	})
+	c.Close()
+	eventually(t, 5*time.Second, "the departed client's connection released", func() bool { return active() == 0 })
+	eventually(t, 5*time.Second, "its BLPOP cancelled at the node", func() bool {
+		n, _ := e.direct[0].Do(ctx, "INFO", "clients").Text()
+		return strings.Contains(n, "blocked_clients:0")
+	})
+	// so nothing pushed now is popped for nobody
+	if err := e.direct[0].RPush(ctx, key, "kept").Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n, err := e.direct[0].LLen(ctx, key).Result(); err != nil || n != 1 {
+		t.Errorf("LLEN after the blocked client left: %d %v, want 1", n, err)
+	}
+
+	// shutdown with a client blocked
+	c, err = net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(blpop("blocked-at-shutdown")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the BLPOP blocked at the node", func() bool {
+		n, _ := e.direct[0].Do(ctx, "INFO", "clients").Text()
+		return strings.Contains(n, "blocked_clients:1")
+	})
+	start := time.Now()
+	e.stop()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("shutdown took %v with a client blocked (SHUTDOWN_TIMEOUT 20s)", took)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "-") || !strings.Contains(line, "shutting down") {
+		t.Errorf("blocked client at shutdown got %q, want an error reply", line)
+	}
+	closed := func(reason string) float64 {
+		return metricValue(t, e.srv, "ambassador_frontend_connections_closed_total", map[string]string{"frontend": "redis", "reason": reason})
+	}
+	if closed("shutdown") < 1 || closed("write_error") != 0 {
+		t.Errorf("closes: %v shutdown, %v write_error", closed("shutdown"), closed("write_error"))
+	}
+}

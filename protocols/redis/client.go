@@ -616,7 +616,7 @@ func (c *client) waitQueue(limit int, timed bool) bool {
 	timer := c.timer
 	var ahead chan readResult
 	if timed && c.watchClient {
-		ahead = c.readAhead()
+		ahead = c.readAhead() // also sees the shutdown's wake-up
 	}
 	for {
 		if ready() {
@@ -651,14 +651,35 @@ func (c *client) waitQueue(limit int, timed bool) bool {
 				continue
 			}
 			c.w += res.n
-			if c.w < len(c.rbuf) {
-				ahead = c.readAhead()
+			if res.n == 0 && c.draining() {
+				// The shutdown's wake-up: a command that may block for
+				// long ends now (the client gets an error reply, then
+				// the connection closes as the others drain).
+				c.abortStages(errShutdown)
+				continue
 			}
+			ahead = c.readAhead()
 		}
 	}
 }
 
-var errClientGone = errors.New("client went away")
+var (
+	errClientGone = errors.New("client went away")
+	errShutdown   = errors.New("the ambassador is shutting down")
+)
+
+// maxAheadBuf bounds what a client may send while one of its commands
+// blocks (read to notice a client that leaves).
+const maxAheadBuf = 1 << 20
+
+func (c *client) draining() bool {
+	select {
+	case <-c.f.srv.Draining():
+		return true
+	default:
+		return false
+	}
+}
 
 func (c *client) abortStages(err error) {
 	for i := range c.stages {
@@ -675,14 +696,33 @@ type readResult struct {
 // readAhead reads from the client into the free end of rbuf while the
 // batch waits, to notice a client that closes during a blocking command.
 func (c *client) readAhead() chan readResult {
-	if c.rbuf == nil || c.w == len(c.rbuf) {
+	if c.rbuf == nil {
 		return nil
+	}
+	if c.w == len(c.rbuf) {
+		// Full (a command as large as the buffer, or a client that
+		// pipelines while it blocks): a bigger buffer, or a client that
+		// leaves would go unnoticed until the command ends, forever for
+		// a timeout of 0. The prefix is copied whole, so offsets into
+		// the buffer stay valid, and the batch's arguments keep pointing
+		// into the old one, which is not reused. Beyond maxAheadBuf the
+		// client is not read until the command ends.
+		if len(c.rbuf) >= maxAheadBuf {
+			return nil
+		}
+		nb := make([]byte, 2*len(c.rbuf))
+		copy(nb, c.rbuf[:c.w])
+		c.rbuf, c.rbufBox = nb, nil
 	}
 	ch := make(chan readResult, 1)
 	buf := c.rbuf[c.w:]
 	// No idle deadline while a command blocks (one armed before the
-	// command would end the read at once, over and over).
+	// command would end the read at once, over and over) ... unless the
+	// shutdown's wake-up came meanwhile: keep it.
 	_ = c.conn.SetReadDeadline(time.Time{})
+	if c.draining() {
+		_ = c.conn.SetReadDeadline(time.Now())
+	}
 	go func() {
 		n, err := c.conn.Read(buf)
 		ch <- readResult{n, err}
