@@ -166,10 +166,21 @@ func (b *brokerConn) scheduleRenewal(lifetime time.Duration) {
 // the exchange, then sends the requests parked meanwhile, in order. A
 // failed renewal ends the connection.
 func (b *brokerConn) renew() {
-	deadline := time.Now().Add(baseTimeout)
-	for {
+	// The requests in flight may take as long as they legitimately may (a
+	// JoinGroup up to its rebalance timeout; the broker would not take
+	// another request on this connection meanwhile either). A session
+	// that ends meanwhile can still be renewed: a broker refuses only
+	// other requests on an expired session (KIP-368), and none is sent.
+	floor := time.Now().Add(baseTimeout)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		b.mu.Lock()
 		err, drained := b.err, len(b.queue) == 0 && len(b.jobs) == 0 && !b.busy
+		deadline := floor
+		for _, in := range b.queue {
+			if in.deadline.After(deadline) {
+				deadline = in.deadline
+			}
+		}
 		b.mu.Unlock()
 		if err != nil {
 			return
@@ -181,7 +192,7 @@ func (b *brokerConn) renew() {
 			b.fail(fmt.Errorf("kafka: broker %d: requests in flight did not finish for the SASL session renewal", b.key.id), true)
 			return
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(pause)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), baseTimeout)
 	defer cancel()
