@@ -53,6 +53,7 @@ type redisEnv struct {
 	ring   *hashring.Ring
 	direct []*redis.Client // one per node, straight to it
 	stop   func()
+	env    map[string]string // the variables; srv.Reload reads them again
 }
 
 type envOpts struct {
@@ -84,12 +85,17 @@ func newRedisEnv(t testing.TB, nodes []*harness.RedisNode, o envOpts) *redisEnv 
 	for k, v := range o.env {
 		env[k] = v
 	}
-	cfg, err := config.Load(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	e.env = env
+	load := func() (*config.Config, error) {
+		cfg, err := config.Load(nil, func(k string) (string, bool) { v, ok := e.env[k]; return v, ok })
+		if err == nil && o.mutate != nil {
+			o.mutate(cfg)
+		}
+		return cfg, err
+	}
+	cfg, err := load()
 	if err != nil {
 		t.Fatalf("config: %v", err)
-	}
-	if o.mutate != nil {
-		o.mutate(cfg)
 	}
 	e.cfg = cfg
 	ringNodes := make([]hashring.Node, len(nodes))
@@ -103,7 +109,7 @@ func newRedisEnv(t testing.TB, nodes []*harness.RedisNode, o envOpts) *redisEnv 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, server.Options{Logger: redisLogger(t)})
+	srv, err := server.New(cfg, server.Options{Logger: redisLogger(t), Load: load})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -3184,5 +3190,30 @@ func TestRedisBlockedClientLeavesOrShutdown(t *testing.T) {
 	}
 	if closed("shutdown") < 1 || closed("write_error") != 0 {
 		t.Errorf("closes: %v shutdown, %v write_error", closed("shutdown"), closed("write_error"))
+	}
+}
+
+// TestRedisRequestTimeoutReload: a REDIS_REQUEST_TIMEOUT changed by a
+// reload applies to the node connections already open.
+func TestRedisRequestTimeoutReload(t *testing.T) {
+	e := newRedisEnv(t, harness.RedisNodes(t, 1), envOpts{env: map[string]string{"REDIS_REQUEST_TIMEOUT": "10s"}})
+	ctx := ctxT(t, time.Minute)
+	cl := e.client(2)
+	if err := cl.Set(ctx, "rt", "v", 0).Err(); err != nil { // the shared connection is open
+		t.Fatal(err)
+	}
+	e.env["REDIS_REQUEST_TIMEOUT"] = "300ms"
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.direct[0].Do(ctx, "CLIENT", "PAUSE", "3000", "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer e.direct[0].Do(ctx, "CLIENT", "UNPAUSE")
+	start := time.Now()
+	err := cl.Set(ctx, "rt", "w", 0).Err()
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "timed out") || took > 2*time.Second {
+		t.Errorf("SET to a paused node after the timeout was reloaded to 300ms: %v after %v, want a timeout within about 300ms", err, took)
 	}
 }

@@ -242,7 +242,6 @@ func (bc *backendConn) dial() {
 // writeLoop writes what clients append to a shared connection, one write
 // for everything appended since the last.
 func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan struct{}) {
-	timeout := bc.pool.f.requestTimeout()
 	w := newRawWriter(conn)
 	for {
 		select {
@@ -285,7 +284,7 @@ func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan stru
 		}
 		now := time.Now()
 		bc.lastWrite.Store(now.UnixNano())
-		_ = conn.SetWriteDeadline(now.Add(timeout))
+		_ = conn.SetWriteDeadline(now.Add(bc.pool.f.requestTimeout())) // read each time: a reload may change it
 		err := w.write(buf)
 		if err != nil {
 			conn.Close() // the reader fails what is pending
@@ -319,14 +318,21 @@ func (bc *backendConn) appendLocked(parts [][]byte, reqs []*request) {
 // "request timed out" (the clients' batches then complete). Dedicated
 // connections are timed by their client instead.
 func (bc *backendConn) watchdog() {
+	// The period is a quarter of the timeout, at most a second, so that a
+	// timeout lowered by a reload applies within a second.
+	period := func(timeout time.Duration) time.Duration { return min(max(timeout/4, 5*time.Millisecond), time.Second) }
 	timeout := bc.pool.f.requestTimeout()
-	t := time.NewTicker(max(timeout/4, 5*time.Millisecond))
+	t := time.NewTicker(period(timeout))
 	defer t.Stop()
 	for {
 		select {
 		case <-bc.stop:
 			return
 		case <-t.C:
+		}
+		if now := bc.pool.f.requestTimeout(); now != timeout { // reloaded
+			timeout = now
+			t.Reset(period(timeout))
 		}
 		if bc.inflight.Load() > 0 && time.Since(time.Unix(0, bc.progress.Load())) > timeout {
 			bc.mu.Lock()
