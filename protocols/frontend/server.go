@@ -43,6 +43,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	active   atomic.Int64
 	draining chan struct{} // closed when Shutdown starts
+	forced   atomic.Bool   // the drain deadline passed: connections left are being closed
 }
 
 // NewServer returns a server that runs h for every connection.
@@ -159,6 +160,11 @@ func (s *Server) serveConn(conn net.Conn) {
 		delete(s.conns, conn)
 		s.mu.Unlock()
 		s.active.Add(-1)
+		if s.forced.Load() && reason != ReasonPanic {
+			// Closed by the drain deadline: whatever the handler saw
+			// (a failed read or write), the cause is the shutdown.
+			reason = ReasonShutdown
+		}
 		s.opts.Metrics.closed(s.opts.Name, reason)
 		s.wg.Done()
 	}()
@@ -201,6 +207,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	s.cancel()
+	s.forced.Store(true)
 	s.mu.Lock()
 	conns := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {

@@ -293,6 +293,11 @@ func TestShutdownDeadline(t *testing.T) {
 	if took < drain || took > drain+500*time.Millisecond {
 		t.Errorf("Shutdown took %v with a %v deadline", took, drain)
 	}
+	// the handler's write to its closed connection failed: still a
+	// shutdown, not a write error
+	if v, w := value(t, f.reg, "ambassador_frontend_connections_closed_total", "shutdown"), value(t, f.reg, "ambassador_frontend_connections_closed_total", "write_error"); v != 1 || w != 0 {
+		t.Errorf("closed at the drain deadline: %v shutdown, %v write_error; want 1 and 0", v, w)
+	}
 	closedByPeer(t, c, r, time.Second)
 	// a second Shutdown returns at once
 	if err := f.s.Shutdown(context.Background()); err != nil {
