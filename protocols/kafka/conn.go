@@ -316,9 +316,6 @@ func (c *clientConn) readLoop() frontend.CloseReason {
 	var idleUntil time.Time // when set, the idle deadline to wait for; otherwise now + the idle timeout
 	for {
 		st := c.f.settings()
-		if c.draining() {
-			return c.drain(br)
-		}
 		if st.idle > 0 {
 			if idleUntil.IsZero() {
 				idleUntil = time.Now().Add(st.idle)
@@ -327,6 +324,11 @@ func (c *clientConn) readLoop() frontend.CloseReason {
 			idleUntil = time.Time{}
 		} else {
 			_ = c.conn.SetReadDeadline(time.Time{})
+		}
+		// Checked after the deadline is set: the drain's wake-up (a
+		// deadline of now) may have come just before and been replaced.
+		if c.draining() {
+			return c.drain(br)
 		}
 		// Peek first so that a timeout never splits a frame.
 		if _, err := br.Peek(1); err != nil {

@@ -242,6 +242,9 @@ func (c *client) armIdle() {
 	if idle := c.f.limits.IdleTimeout.D(); idle > 0 {
 		if c.ps != nil && c.ps.active() {
 			_ = c.conn.SetReadDeadline(time.Time{})
+			if c.draining() {
+				_ = c.conn.SetReadDeadline(time.Now())
+			}
 			return
 		}
 		until := c.idleUntil
@@ -250,6 +253,11 @@ func (c *client) armIdle() {
 		}
 		c.idleUntil = time.Time{}
 		_ = c.conn.SetReadDeadline(until)
+		if c.draining() {
+			// The drain's wake-up may have come just before and been
+			// replaced: wake up again.
+			_ = c.conn.SetReadDeadline(time.Now())
+		}
 	}
 }
 
