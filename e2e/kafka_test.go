@@ -1602,6 +1602,14 @@ func TestKafkaBadRequests(t *testing.T) {
 			t.Fatal("connection not closed after an unknown API key")
 		}
 		alive()
+		// counted under one label, whatever the key: a client cannot mint
+		// metric series
+		if v := metricValue(t, e.srv, "ambassador_kafka_errors_total", map[string]string{"api": "unknown"}); v < 1 {
+			t.Errorf("unknown API key not counted under api=unknown (%v)", v)
+		}
+		if v := metricValue(t, e.srv, "ambassador_kafka_errors_total", map[string]string{"api": "key32513"}); v != 0 {
+			t.Errorf("unknown API key counted under its own label")
+		}
 	})
 	t.Run("malformed-body", func(t *testing.T) {
 		c, err := net.Dial("tcp", e.addr)

@@ -109,7 +109,21 @@ func (m *metrics) key(k int16) *keyMetrics {
 }
 
 func (m *metrics) errorf(key int16, reason string) {
-	m.errors.WithLabelValues(apiName(key), reason).Inc()
+	m.errors.WithLabelValues(metricAPI(key), reason).Inc()
+}
+
+// metricAPI is an API's metric label: its name, "none" before a request
+// is known (-1), "unknown" for a key kmsg does not know, so that a client
+// sending made-up keys cannot mint label values.
+func metricAPI(key int16) string {
+	switch n := kmsg.NameForKey(key); {
+	case key == -1:
+		return "none"
+	case n == "" || n == "Unknown":
+		return "unknown"
+	default:
+		return n
+	}
 }
 
 // partitionError counts a partition error passed to a client.
@@ -120,5 +134,5 @@ func (m *metrics) partitionError(key, code int16) {
 			name = ke.Message
 		}
 	}
-	m.partErrs.WithLabelValues(apiName(key), name).Inc()
+	m.partErrs.WithLabelValues(metricAPI(key), name).Inc()
 }
