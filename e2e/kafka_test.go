@@ -2125,6 +2125,21 @@ func TestKafkaAcks0NotLostOnClose(t *testing.T) {
 	}
 }
 
+// TestKafkaMetadataV1AutoCreates: a Metadata request of a version before
+// the auto-creation flag (v4) creates a missing topic, as a broker does.
+func TestKafkaMetadataV1AutoCreates(t *testing.T) {
+	e := newKafkaEnv(t)
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 1
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("auto-v1")
+	req.Topics = append(req.Topics, rt)
+	e.eventually(5*time.Second, "topic auto-v1 created by a Metadata v1 request", func() bool {
+		resp := raw(t, e.addr, req).(*kmsg.MetadataResponse)
+		return len(resp.Topics) == 1 && resp.Topics[0].ErrorCode == 0 && len(resp.Topics[0].Partitions) == 6
+	})
+}
+
 // TestKafkaShutdownDrains: on shutdown a client's requests in flight get
 // their real answers before its connection closes, even when the shutdown
 // wakes the reader in the middle of the client's next frame.

@@ -16,6 +16,11 @@ func (c *clientConn) handleMetadata(r *request) {
 	if r.h.Version == 0 && len(req.Topics) == 0 {
 		req.Topics = nil // v0: an empty list means every topic
 	}
+	if r.h.Version < 4 {
+		// Before v4 there is no flag: a broker auto-creates (when it is
+		// configured to); the backend is asked at a newer version.
+		req.AllowAutoTopicCreation = true
+	}
 	c.async(func() {
 		resp, err := c.f.be.metadata(c.ctx, req)
 		if err != nil {
