@@ -15,10 +15,12 @@ import (
 // client's fetch lane with the client's MaxWait and MinBytes. The client is
 // answered as soon as the parts that answered hold MinBytes (and some data),
 // or once every part has answered; parts still waiting at a broker are then
-// detached. At most one part per broker is outstanding for a connection: a
-// new fetch that finds its broker's part still out adopts it instead of
-// queueing another behind it, and data a detached part brings back is kept
-// for the next fetch that asks for the same offsets. Partitions with no
+// detached. Normally one part per broker is outstanding for a connection:
+// a new fetch that finds its broker's part still out, with no live fetch
+// waiting for it, adopts it instead of queueing another behind it (what it
+// wants beyond that part rides on the part that follows), and data a
+// detached part brings back is kept for the next fetch that asks for the
+// same offsets. Partitions with no
 // answer yet are left out of the response (as an incremental fetch leaves
 // out unchanged partitions); the client asks for them again.
 //
