@@ -48,7 +48,7 @@ var settings = []setting{
 		func(c *Config, v string) error { return setInt(&c.Limits.MaxConnections, v) }},
 	{"limits.connection_timeout", []string{"CONNECTION_TIMEOUT"}, "connection-timeout", "timeout to connect to a backend node",
 		func(c *Config, v string) error { return setDuration(&c.Limits.ConnectionTimeout, v) }},
-	{"limits.idle_timeout", []string{"IDLE_TIMEOUT"}, "idle-timeout", "close client connections idle this long (0 = never)",
+	{"limits.idle_timeout", []string{"IDLE_TIMEOUT"}, "idle-timeout", "close clients that send nothing this long after their last reply, with none pending (0 = never); Redis subscribers and blocked clients are not idle",
 		func(c *Config, v string) error { return setDuration(&c.Limits.IdleTimeout, v) }},
 	{"config_reload_interval", []string{"CONFIG_RELOAD_INTERVAL"}, "config-reload-interval", "poll the config file and reload on change (0 = only on SIGHUP)",
 		func(c *Config, v string) error { return setDuration(&c.ConfigReloadInterval, v) }},
