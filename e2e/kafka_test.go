@@ -1943,7 +1943,13 @@ func TestKafkaIdleCountsFromLastResponse(t *testing.T) {
 // while another partition of the same broker streams (its read-ahead always
 // in flight) is fetched all the same.
 func TestKafkaFetchNoStarvation(t *testing.T) {
-	e := newKafkaEnv(t)
+	for _, readAhead := range []string{"true", "false"} {
+		t.Run("read-ahead="+readAhead, func(t *testing.T) { fetchNoStarvation(t, readAhead) })
+	}
+}
+
+func fetchNoStarvation(t *testing.T, readAhead string) {
+	e := newKafkaEnvWith(t, map[string]string{"KAFKA_FETCH_READ_AHEAD": readAhead})
 	e.createTopic("starve", 2)
 	for p := range int32(2) { // both on one broker: one fetch lane
 		if err := e.fake.MoveTopicPartition("starve", p, 0); err != nil {

@@ -462,17 +462,23 @@ func (c *clientConn) fetchDone(clientID *string, part *fetchPart, resp kmsg.Resp
 	// and what the fetch that adopted this part wanted from the broker
 	// beyond it (for that fetch while it waits, else as read-ahead), so
 	// that a partition outside a chain of read-aheads is not starved.
-	if !delivered || !c.f.settings().readAhead {
+	readAhead := c.f.settings().readAhead
+	forOp := live && !op.done && len(part.extra) > 0 // the adopting fetch still waits for them
+	extra := part.extra
+	if !forOp && !readAhead {
+		extra = nil
+	}
+	if !delivered || !readAhead {
 		ahead = nil
 	}
-	if items := mergeItems(ahead, part.extra, byID); len(items) > 0 && fs.lanes[part.broker] == nil && c.ctx.Err() == nil {
+	if items := mergeItems(ahead, extra, byID); len(items) > 0 && fs.lanes[part.broker] == nil && c.ctx.Err() == nil {
 		tmpl := part.req
-		if live && !op.done && len(part.extra) > 0 {
+		if forOp {
 			tmpl = op.req
 		}
 		next = newFetchPart(part.broker, tmpl, 1, items, byID)
 		next.req.MaxBytes = part.req.MaxBytes
-		if live && !op.done && len(part.extra) > 0 {
+		if forOp {
 			next.op = op
 			op.waiting++
 		}
