@@ -2146,6 +2146,57 @@ func TestKafkaMetadataV1AutoCreates(t *testing.T) {
 	})
 }
 
+// TestKafkaConfigResourcesNameOnlyTheAmbassador: config resources of
+// broker type show the ambassador's id alone, in listings, answers and
+// error answers; a request naming another broker id is refused.
+func TestKafkaConfigResourcesNameOnlyTheAmbassador(t *testing.T) {
+	e := newKafkaEnv(t)
+	ours := strconv.Itoa(int(ambID))
+	{
+		req := kmsg.NewPtrListConfigResourcesRequest()
+		req.Version = 1
+		req.ResourceTypes = []int8{int8(kmsg.ConfigResourceTypeBroker), int8(kmsg.ConfigResourceTypeBrokerLogger)}
+		resp := raw(t, e.addr, req).(*kmsg.ListConfigResourcesResponse)
+		got := map[int8][]string{}
+		for _, r := range resp.ConfigResources {
+			got[r.Type] = append(got[r.Type], r.Name)
+		}
+		for _, typ := range req.ResourceTypes {
+			if len(got[typ]) != 1 || got[typ][0] != ours {
+				t.Errorf("ListConfigResources type %d: %q, want only %q", typ, got[typ], ours)
+			}
+		}
+	}
+	describe := func(name string) kmsg.DescribeConfigsResponseResource {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		res := kmsg.NewDescribeConfigsRequestResource()
+		res.ResourceType = kmsg.ConfigResourceTypeBroker
+		res.ResourceName = name
+		req.Resources = append(req.Resources, res)
+		resp := raw(t, e.addr, req).(*kmsg.DescribeConfigsResponse)
+		if len(resp.Resources) != 1 {
+			t.Fatalf("DescribeConfigs %q: %d resources", name, len(resp.Resources))
+		}
+		return resp.Resources[0]
+	}
+	if r := describe(ours); r.ErrorCode != 0 || r.ResourceName != ours || len(r.Configs) == 0 {
+		t.Errorf("DescribeConfigs of the ambassador: %v %q, %d configs", kerr.ErrorForCode(r.ErrorCode), r.ResourceName, len(r.Configs))
+	}
+	for range 6 { // once routed to a random broker: right or wrong by chance
+		if r := describe("0"); r.ErrorCode != kerr.InvalidRequest.Code {
+			t.Fatalf("DescribeConfigs of backend broker 0: %v, want INVALID_REQUEST", kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	// the backend fails: the error answer still names the ambassador
+	e.fake.ControlKey(int16(kmsg.DescribeConfigs), func(kmsg.Request) (kmsg.Response, error, bool) {
+		e.fake.KeepControl()
+		return nil, errors.New("connection dropped by the test"), true
+	})
+	if r := describe(ours); r.ErrorCode == 0 || r.ResourceName != ours {
+		t.Errorf("DescribeConfigs on a failing backend: %v, resource %q, want an error naming %q", kerr.ErrorForCode(r.ErrorCode), r.ResourceName, ours)
+	}
+}
+
 // TestKafkaShutdownDrains: on shutdown a client's requests in flight get
 // their real answers before its connection closes, even when the shutdown
 // wakes the reader in the middle of the client's next frame.

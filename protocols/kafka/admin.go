@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"net"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -99,11 +100,30 @@ func (c *clientConn) refuse(r *request, code int16, why string) {
 // backend broker (listeners, ids) are replaced by the ambassador's.
 func (c *clientConn) handleDescribeConfigs(r *request) {
 	req := r.req.(*kmsg.DescribeConfigsRequest)
-	target := c.f.be.anyBroker()
 	ours := strconv.Itoa(int(AmbassadorNodeID))
+	for _, res := range req.Resources {
+		// "" is the cluster-wide default; any other id than ours names a
+		// backend broker, which a client of the ambassador cannot know
+		// (a broker, too, refuses an id not its own).
+		if (res.ResourceType == resourceBroker || res.ResourceType == resourceBrokerLogger) && res.ResourceName != ours && res.ResourceName != "" {
+			c.refuse(r, kerr.InvalidRequest.Code, "broker "+res.ResourceName+" is not this broker ("+ours+")")
+			return
+		}
+	}
+	target := c.f.be.anyBroker()
+	if target < 0 {
+		c.f.m.errorf(r.h.Key, "routing")
+		r.respondError(kerr.NetworkException.Code)
+		return
+	}
+	// The backend is asked for a copy naming the target: the client's
+	// request stays as sent, so an error answered from it names no
+	// backend broker.
+	fwd := *req
+	fwd.Resources = slices.Clone(req.Resources)
 	renamed := map[int]bool{} // request resources renamed to the target
-	for i := range req.Resources {
-		res := &req.Resources[i]
+	for i := range fwd.Resources {
+		res := &fwd.Resources[i]
 		if (res.ResourceType == resourceBroker || res.ResourceType == resourceBrokerLogger) && res.ResourceName == ours {
 			res.ResourceName = strconv.Itoa(int(target))
 			renamed[i] = true
@@ -111,7 +131,12 @@ func (c *clientConn) handleDescribeConfigs(r *request) {
 	}
 	st := c.f.settings()
 	self := net.JoinHostPort(st.host, strconv.Itoa(int(st.port)))
-	c.forward(r, target, kerr.NetworkException.Code, func(resp kmsg.Response) {
+	c.send(target, laneMain, r.h.ClientID, &fwd, r.hold, func(resp kmsg.Response, err error) {
+		if err != nil {
+			c.f.m.errorf(r.h.Key, "backend")
+			r.respondError(kerr.NetworkException.Code)
+			return
+		}
 		dr := resp.(*kmsg.DescribeConfigsResponse)
 		for i := range dr.Resources {
 			res := &dr.Resources[i]
@@ -131,7 +156,29 @@ func (c *clientConn) handleDescribeConfigs(r *request) {
 				}
 			}
 		}
+		r.respond(resp)
 	})
+}
+
+// fixListConfigResources shows the broker and broker-logger resources as
+// the ambassador's one broker: the backend lists one per real broker,
+// named by its id.
+func fixListConfigResources(resp kmsg.Response) {
+	lr := resp.(*kmsg.ListConfigResourcesResponse)
+	ours := strconv.Itoa(int(AmbassadorNodeID))
+	seen := map[int8]bool{}
+	out := lr.ConfigResources[:0]
+	for _, res := range lr.ConfigResources {
+		if t := kmsg.ConfigResourceType(res.Type); t == resourceBroker || t == resourceBrokerLogger {
+			if seen[res.Type] {
+				continue
+			}
+			seen[res.Type] = true
+			res.Name = ours
+		}
+		out = append(out, res)
+	}
+	lr.ConfigResources = out
 }
 
 // hiddenConfig returns the value shown for broker configs that would

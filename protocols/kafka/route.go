@@ -87,8 +87,10 @@ func (c *clientConn) route(r *request) {
 	case *kmsg.DescribeConfigsRequest:
 		c.handleDescribeConfigs(r)
 	case *kmsg.DescribeACLsRequest, *kmsg.DescribeClientQuotasRequest,
-		*kmsg.DescribeUserSCRAMCredentialsRequest, *kmsg.ListConfigResourcesRequest:
+		*kmsg.DescribeUserSCRAMCredentialsRequest:
 		c.toAnyBroker(r, nil)
+	case *kmsg.ListConfigResourcesRequest:
+		c.toAnyBroker(r, fixListConfigResources)
 	case *kmsg.DescribeClusterRequest:
 		c.toAnyBroker(r, c.f.fixDescribeCluster)
 	case *kmsg.DescribeTopicPartitionsRequest:
