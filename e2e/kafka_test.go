@@ -2197,6 +2197,39 @@ func TestKafkaConfigResourcesNameOnlyTheAmbassador(t *testing.T) {
 	}
 }
 
+// TestKafkaFindCoordinatorKeyTypes: a key type the request's version does
+// not have (share groups before v6, unknown types) is refused with
+// INVALID_REQUEST, as a broker refuses it.
+func TestKafkaFindCoordinatorKeyTypes(t *testing.T) {
+	e := newKafkaEnv(t)
+	for _, c := range []struct {
+		version int16
+		typ     int8
+		want    int16
+	}{{4, 2, kerr.InvalidRequest.Code}, {5, 2, kerr.InvalidRequest.Code}, {4, 7, kerr.InvalidRequest.Code}, {2, 9, kerr.InvalidRequest.Code}, {4, 0, 0}, {4, 1, 0}} {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.Version = c.version
+		req.CoordinatorType = c.typ
+		key := "k"
+		if c.typ == 2 {
+			key = "g:AAAAAAAAAAAAAAAAAAAAAA:0" // a share coordinator key: group, topic id, partition
+		}
+		req.CoordinatorKey = key
+		req.CoordinatorKeys = []string{key}
+		resp := raw(t, e.addr, req).(*kmsg.FindCoordinatorResponse)
+		code, node := resp.ErrorCode, resp.NodeID
+		if c.version >= 4 {
+			if len(resp.Coordinators) != 1 {
+				t.Fatalf("v%d type %d: %d coordinators", c.version, c.typ, len(resp.Coordinators))
+			}
+			code, node = resp.Coordinators[0].ErrorCode, resp.Coordinators[0].NodeID
+		}
+		if code != c.want || (c.want == 0) != (node == ambID) {
+			t.Errorf("FindCoordinator v%d type %d: %v node %d, want %v", c.version, c.typ, kerr.ErrorForCode(code), node, kerr.ErrorForCode(c.want))
+		}
+	}
+}
+
 // TestKafkaShutdownDrains: on shutdown a client's requests in flight get
 // their real answers before its connection closes, even when the shutdown
 // wakes the reader in the middle of the client's next frame.

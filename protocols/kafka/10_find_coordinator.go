@@ -1,6 +1,9 @@
 package kafka
 
 import (
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -13,8 +16,21 @@ func (c *clientConn) handleFindCoordinator(r *request) {
 	if r.h.Version < 4 {
 		keys = []string{req.CoordinatorKey}
 	}
+	// Key types: group (0), transaction (1), share group (2, from v6). The
+	// ambassador's own look-up uses the newest version, so a type the
+	// client's version does not have is refused here, as a broker would.
+	valid := req.CoordinatorType == 0 || req.CoordinatorType == 1 || req.CoordinatorType == 2 && r.h.Version >= 6
 	c.async(func() {
-		res := c.f.be.coordinators(c.ctx, req.CoordinatorType, keys)
+		var res map[string]coordResult
+		if valid {
+			res = c.f.be.coordinators(c.ctx, req.CoordinatorType, keys)
+		} else {
+			res = map[string]coordResult{}
+			msg := "coordinator type " + strconv.Itoa(int(req.CoordinatorType)) + " is not valid at FindCoordinator v" + strconv.Itoa(int(r.h.Version))
+			for _, k := range keys {
+				res[k] = coordResult{code: kerr.InvalidRequest.Code, msg: &msg}
+			}
+		}
 		st := c.f.settings()
 		resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 		if r.h.Version < 4 {
