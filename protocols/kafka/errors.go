@@ -34,6 +34,15 @@ var respAliases = map[string][]string{
 	"Transactions":      {"Transactions"},
 }
 
+// respConcat: response fields whose items come from every aliased request
+// field in turn (AlterUserSCRAMCredentials answers its deletions and its
+// upsertions in one Results list), not only the first that has items.
+var respConcat = map[string]bool{"Results": true}
+
+// identityFrom: response identity fields filled from a request field of
+// another name.
+var identityFrom = map[string]string{"User": "Name"}
+
 // identity fields are copied from a request item to its response item.
 var identity = map[string]bool{
 	"Topic": true, "TopicID": true, "Partition": true, "Group": true, "Key": true,
@@ -58,44 +67,55 @@ func mirror(req, resp reflect.Value) {
 		if names == nil {
 			names = []string{f.Name}
 		}
-		var src reflect.Value
+		var srcs []reflect.Value
+		total := 0
 		for _, n := range names {
 			if s := req.FieldByName(n); s.IsValid() && s.Kind() == reflect.Slice && s.Len() > 0 {
-				src = s
-				break
-			}
-		}
-		if !src.IsValid() {
-			continue
-		}
-		out := reflect.MakeSlice(f.Type, src.Len(), src.Len())
-		for j := 0; j < src.Len(); j++ {
-			el := out.Index(j)
-			if d := el.Addr().MethodByName("Default"); d.IsValid() {
-				d.Call(nil)
-			}
-			se := src.Index(j)
-			if se.Kind() == reflect.Pointer {
-				se = se.Elem()
-			}
-			if se.Kind() == reflect.Struct {
-				copyIdentity(se, el)
-				mirror(se, el)
-				continue
-			}
-			for _, n := range scalarTarget {
-				if t := el.FieldByName(n); t.IsValid() && t.Type() == se.Type() {
-					t.Set(se)
-					break
-				} else if t.IsValid() && t.Kind() == reflect.Pointer && t.Type().Elem() == se.Type() {
-					p := reflect.New(se.Type())
-					p.Elem().Set(se)
-					t.Set(p)
+				srcs = append(srcs, s)
+				total += s.Len()
+				if !respConcat[f.Name] {
 					break
 				}
 			}
 		}
+		if len(srcs) == 0 {
+			continue
+		}
+		out := reflect.MakeSlice(f.Type, total, total)
+		j := 0
+		for _, src := range srcs {
+			for k := 0; k < src.Len(); k, j = k+1, j+1 {
+				el := out.Index(j)
+				if d := el.Addr().MethodByName("Default"); d.IsValid() {
+					d.Call(nil)
+				}
+				mirrorItem(src.Index(k), el)
+			}
+		}
 		fv.Set(out)
+	}
+}
+
+// mirrorItem fills a response item from its request item.
+func mirrorItem(se, el reflect.Value) {
+	if se.Kind() == reflect.Pointer {
+		se = se.Elem()
+	}
+	if se.Kind() == reflect.Struct {
+		copyIdentity(se, el)
+		mirror(se, el)
+		return
+	}
+	for _, n := range scalarTarget {
+		if t := el.FieldByName(n); t.IsValid() && t.Type() == se.Type() {
+			t.Set(se)
+			return
+		} else if t.IsValid() && t.Kind() == reflect.Pointer && t.Type().Elem() == se.Type() {
+			p := reflect.New(se.Type())
+			p.Elem().Set(se)
+			t.Set(p)
+			return
+		}
 	}
 }
 
@@ -103,10 +123,14 @@ func copyIdentity(src, dst reflect.Value) {
 	dt := dst.Type()
 	for i := 0; i < dt.NumField(); i++ {
 		name := dt.Field(i).Name
-		if !identity[name] {
+		from, renamed := identityFrom[name]
+		if !identity[name] && !renamed {
 			continue
 		}
-		s := src.FieldByName(name)
+		if !renamed {
+			from = name
+		}
+		s := src.FieldByName(from)
 		if s.IsValid() && s.Type() == dt.Field(i).Type {
 			dst.Field(i).Set(s)
 		}

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -107,6 +108,24 @@ func TestErrorResponseMirrorsRequest(t *testing.T) {
 		resp, ok := errorResponse(req, code)
 		if r := resp.(*kmsg.JoinGroupResponse); !ok || r.ErrorCode != code {
 			t.Errorf("JoinGroup error response %+v", r)
+		}
+	}
+	{
+		// deletions and upsertions are answered in one Results list, by user
+		req := &kmsg.AlterUserSCRAMCredentialsRequest{Version: 0,
+			Deletions:  []kmsg.AlterUserSCRAMCredentialsRequestDeletion{{Name: "alice", Mechanism: 1}},
+			Upsertions: []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{{Name: "bob", Mechanism: 1}, {Name: "carol", Mechanism: 2}}}
+		resp, ok := errorResponse(req, code)
+		r := resp.(*kmsg.AlterUserSCRAMCredentialsResponse)
+		var users []string
+		for _, x := range r.Results {
+			if x.ErrorCode != code {
+				t.Errorf("AlterUserSCRAMCredentials result %+v without the error", x)
+			}
+			users = append(users, x.User)
+		}
+		if !ok || !slices.Equal(users, []string{"alice", "bob", "carol"}) {
+			t.Errorf("AlterUserSCRAMCredentials error response for users %q, want alice, bob, carol", users)
 		}
 	}
 	{
