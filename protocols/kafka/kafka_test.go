@@ -3,6 +3,7 @@ package kafka
 import (
 	"encoding/binary"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -235,5 +236,19 @@ func TestSnapshotLeaderErrors(t *testing.T) {
 	}
 	if _, code := s.leader("", [16]byte{9}, true, 0); code != kerr.UnknownTopicID.Code {
 		t.Errorf("unknown topic id: code %d", code)
+	}
+}
+
+func TestCoordinatorCacheSweep(t *testing.T) {
+	b := &backend{coords: map[coordKey]*coordEntry{}}
+	now := time.Now()
+	for i, age := range []time.Duration{time.Minute, 2 * coordIdle, coordIdle + time.Second} {
+		e := &coordEntry{node: int32(i)}
+		e.used.Store(now.Add(-age).UnixNano())
+		b.coords[coordKey{0, strconv.Itoa(i)}] = e
+	}
+	b.sweepCoordinators(now.Add(-coordIdle))
+	if len(b.coords) != 1 || b.coords[coordKey{0, "0"}] == nil {
+		t.Errorf("after the sweep: %d entries, want only the one used a minute ago", len(b.coords))
 	}
 }

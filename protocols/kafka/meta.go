@@ -132,7 +132,7 @@ type backend struct {
 	brokerVers map[string]*kmsg.ApiVersionsResponse // by broker address
 
 	coordMu sync.RWMutex
-	coords  map[coordKey]int32
+	coords  map[coordKey]*coordEntry
 
 	kick        chan struct{}
 	lastRefresh atomic.Int64
@@ -143,7 +143,7 @@ func newBackend(f *Frontend) *backend {
 		f:          f,
 		log:        f.log.With("component", "kafka-backend"),
 		brokerVers: map[string]*kmsg.ApiVersionsResponse{},
-		coords:     map[coordKey]int32{},
+		coords:     map[coordKey]*coordEntry{},
 		kick:       make(chan struct{}, 1),
 	}
 	b.snap.Store(emptySnapshot())
@@ -204,6 +204,7 @@ func (b *backend) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		b.sweepCoordinators(time.Now().Add(-coordIdle))
 		wait := b.f.settings().refresh
 		if err != nil {
 			b.log.Warn("backend metadata refresh failed", "error", err, "retry_in", backoff)
@@ -471,16 +472,41 @@ type coordResult struct {
 	msg  *string
 }
 
+// coordEntry is a cached coordinator and when it was last used: entries
+// unused for coordIdle are swept at the next metadata refresh, so that
+// tools using a fresh group or transactional id each run do not grow the
+// cache for the life of the process.
+type coordEntry struct {
+	node int32
+	used atomic.Int64 // UnixNano
+}
+
+const coordIdle = 10 * time.Minute
+
+// sweepCoordinators drops cached coordinators unused since before cutoff.
+func (b *backend) sweepCoordinators(cutoff time.Time) {
+	c := cutoff.UnixNano()
+	b.coordMu.Lock()
+	for k, e := range b.coords {
+		if e.used.Load() < c {
+			delete(b.coords, k)
+		}
+	}
+	b.coordMu.Unlock()
+}
+
 // coordinators looks up many keys at once; cached ones are not asked.
 func (b *backend) coordinators(ctx context.Context, typ int8, keys []string) map[string]coordResult {
 	out := make(map[string]coordResult, len(keys))
 	var miss []string
 	s := b.snap.Load()
+	now := time.Now().UnixNano()
 	b.coordMu.RLock()
 	for _, k := range keys {
-		if id, ok := b.coords[coordKey{typ, k}]; ok {
-			if _, known := s.brokers[id]; known {
-				out[k] = coordResult{node: id}
+		if e, ok := b.coords[coordKey{typ, k}]; ok {
+			if _, known := s.brokers[e.node]; known {
+				e.used.Store(now)
+				out[k] = coordResult{node: e.node}
 				continue
 			}
 		}
@@ -523,7 +549,9 @@ func (b *backend) coordinators(ctx context.Context, typ int8, keys []string) map
 			if _, known := s.brokers[r.node]; !known {
 				unknownBroker = true
 			}
-			b.coords[coordKey{typ, k}] = r.node
+			e := &coordEntry{node: r.node}
+			e.used.Store(now)
+			b.coords[coordKey{typ, k}] = e
 		}
 		out[k] = r
 	}
@@ -545,8 +573,8 @@ func (b *backend) forgetCoordinator(typ int8, key string) {
 // forgetCoordinatorsOn drops every cached coordinator on a broker.
 func (b *backend) forgetCoordinatorsOn(id int32) {
 	b.coordMu.Lock()
-	for k, v := range b.coords {
-		if v == id {
+	for k, e := range b.coords {
+		if e.node == id {
 			delete(b.coords, k)
 		}
 	}
