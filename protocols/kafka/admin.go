@@ -4,6 +4,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -140,6 +141,18 @@ func (c *clientConn) handleDescribeConfigs(r *request) {
 		dr := resp.(*kmsg.DescribeConfigsResponse)
 		for i := range dr.Resources {
 			res := &dr.Resources[i]
+			if res.ResourceType == kmsg.ConfigResourceTypeTopic {
+				for j := range res.Configs {
+					cfg := &res.Configs[j]
+					if throttledReplicas[cfg.Name] {
+						cfg.Value = ownReplicas(cfg.Value, ours)
+						for k := range cfg.ConfigSynonyms {
+							cfg.ConfigSynonyms[k].Value = ownReplicas(cfg.ConfigSynonyms[k].Value, ours)
+						}
+					}
+				}
+				continue
+			}
 			if res.ResourceType != resourceBroker && res.ResourceType != resourceBrokerLogger {
 				continue
 			}
@@ -158,6 +171,33 @@ func (c *clientConn) handleDescribeConfigs(r *request) {
 		}
 		r.respond(resp)
 	})
+}
+
+// throttledReplicas are the topic configs whose values name brokers:
+// "partition:brokerId" pairs, or "*".
+var throttledReplicas = map[string]bool{
+	"leader.replication.throttled.replicas":   true,
+	"follower.replication.throttled.replicas": true,
+}
+
+// ownReplicas rewrites a throttled-replicas value so that every pair names
+// the ambassador's broker (each partition once); "*" and "" stay.
+func ownReplicas(v *string, ours string) *string {
+	if v == nil || *v == "" || *v == "*" {
+		return v
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, pair := range strings.Split(*v, ",") {
+		p, _, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		if !ok || seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p+":"+ours)
+	}
+	r := strings.Join(out, ",")
+	return &r
 }
 
 // fixListConfigResources shows the broker and broker-logger resources as

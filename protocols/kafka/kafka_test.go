@@ -252,3 +252,20 @@ func TestCoordinatorCacheSweep(t *testing.T) {
 		t.Errorf("after the sweep: %d entries, want only the one used a minute ago", len(b.coords))
 	}
 }
+
+func TestOwnReplicas(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                "",
+		"*":               "*",
+		"0:1,0:2,1:2,2:0": "0:1000000,1:1000000,2:1000000",
+		" 3:1 , 4:2":      "3:1000000,4:1000000",
+	} {
+		v := in
+		if got := ownReplicas(&v, "1000000"); *got != want {
+			t.Errorf("ownReplicas(%q) = %q, want %q", in, *got, want)
+		}
+	}
+	if ownReplicas(nil, "1") != nil {
+		t.Error("ownReplicas(nil) not nil")
+	}
+}
