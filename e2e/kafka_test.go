@@ -2129,6 +2129,42 @@ func TestKafkaAcks0NotLostOnClose(t *testing.T) {
 	if end != n {
 		t.Errorf("%d of %d acks=0 produce requests stored", end, n)
 	}
+
+	// and at shutdown: every acks=0 request the ambassador read is stored
+	before := metricValue(t, e.srv, "ambassador_kafka_requests_total", map[string]string{"api": "Produce"})
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for range 60 {
+			if _, err := c.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	e.stop()
+	c.Close()
+	<-stopped
+	read := int64(metricValue(t, e.srv, "ambassador_kafka_requests_total", map[string]string{"api": "Produce"}) - before)
+	var stored int64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		ends, err := adm.ListEndOffsets(context.Background(), "acks0")
+		if err != nil {
+			continue
+		}
+		o, _ := ends.Lookup("acks0", 0)
+		if stored = o.Offset - 1 - n; stored == read {
+			break
+		}
+	}
+	if stored != read || read == 0 {
+		t.Errorf("shutdown: the ambassador read %d acks=0 produce requests and %d were stored", read, stored)
+	}
 }
 
 // TestKafkaMetadataV1AutoCreates: a Metadata request of a version before

@@ -520,6 +520,19 @@ func (b *brokerConn) fail(err error, failure bool) {
 // close ends the connection on the ambassador's initiative.
 func (b *brokerConn) close() { b.fail(ErrBrokerClosed, false) }
 
+// unwritten is the number of requests read from the client and not yet
+// written to the broker: waiting for the writer or being written by it, or
+// parked while the session renews.
+func (b *brokerConn) unwritten() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.jobs) + len(b.parked)
+	if b.busy {
+		n++
+	}
+	return n
+}
+
 // pending is the number of requests not yet answered or, for those that
 // get no answer (acks=0 produce), not yet written: awaiting a response,
 // waiting for the writer or being written by it, or parked while the

@@ -574,8 +574,20 @@ func (c *clientConn) closeBackends(linger bool) {
 	c.bmu.Unlock()
 	deadline := time.Now().Add(lingerMax)
 	for _, bc := range conns {
-		if linger && bc.key.lane == laneMain {
-			for bc.pending() > 0 && time.Now().Before(deadline) && !c.f.stopping() {
+		if bc.key.lane == laneMain {
+			// A client that hung up has its requests in flight finished
+			// (linger). In any case, what was read from the client is
+			// written before the connection closes: acks=0 produce
+			// requests get no answer to wait for, and a broker acts on
+			// what it reads.
+			for time.Now().Before(deadline) {
+				n := bc.unwritten()
+				if linger && !c.f.stopping() {
+					n = bc.pending()
+				}
+				if n == 0 {
+					break
+				}
 				time.Sleep(2 * time.Millisecond)
 			}
 		}
