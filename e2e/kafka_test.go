@@ -2266,6 +2266,52 @@ func TestKafkaFindCoordinatorKeyTypes(t *testing.T) {
 	}
 }
 
+// TestKafkaProduceDuplicatePartition: a produce request naming a partition
+// twice (split over two leaders) gets INVALID_REQUEST for both entries and
+// stores neither: one answer never acknowledges two batches.
+func TestKafkaProduceDuplicatePartition(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("dup", 2)
+	for p := range int32(2) {
+		if err := e.fake.MoveTopicPartition("dup", p, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	movedLeadersKnown(t, e, "dup")
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 9
+	req.Acks = -1
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "dup"
+	for _, p := range []int32{0, 0, 1} {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = p
+		rp.Records = oneBatch()
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp := raw(t, e.addr, req).(*kmsg.ProduceResponse)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 3 {
+		t.Fatalf("answer %+v, want 3 partition entries", resp.Topics)
+	}
+	for i, want := range []int16{kerr.InvalidRequest.Code, kerr.InvalidRequest.Code, 0} {
+		if p := resp.Topics[0].Partitions[i]; p.ErrorCode != want {
+			t.Errorf("entry %d (partition %d): %v, want %v", i, p.Partition, kerr.ErrorForCode(p.ErrorCode), kerr.ErrorForCode(want))
+		}
+	}
+	ends, err := kadm.NewClient(e.direct).ListEndOffsets(context.Background(), "dup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := ends.Lookup("dup", 0); o.Offset != 0 {
+		t.Errorf("partition 0 holds %d records, want none", o.Offset)
+	}
+	if o, _ := ends.Lookup("dup", 1); o.Offset != 1 {
+		t.Errorf("partition 1 holds %d records, want 1", o.Offset)
+	}
+}
+
 // TestKafkaShutdownDrains: on shutdown a client's requests in flight get
 // their real answers before its connection closes, even when the shutdown
 // wakes the reader in the middle of the client's next frame.

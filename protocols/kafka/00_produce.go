@@ -66,9 +66,10 @@ func (c *clientConn) handleProduce(r *request) {
 	if anyErr {
 		c.f.be.triggerRefresh()
 	}
+	dup := n > 1 && refuseDuplicates(req, codes, byID)
 	acks0 := req.Acks == 0
 
-	if single && !anyErr && first >= 0 {
+	if single && !anyErr && !dup && first >= 0 {
 		if acks0 {
 			c.send(first, laneMain, r.h.ClientID, req, r.hold, nil)
 			r.noResponse()
@@ -122,6 +123,55 @@ func (c *clientConn) handleProduce(r *request) {
 		return
 	}
 	c.scatter(r, laneMain, parts, func(parts []*part) { c.mergeProduce(r, req, codes, parts) })
+}
+
+// refuseDuplicates marks every entry of a partition named more than once
+// in req with INVALID_REQUEST (codes: per partition in request order) and
+// reports whether there was one. Such entries are not sent: a broker keeps
+// only one of them and answers once, and one answer must never acknowledge
+// two batches.
+func refuseDuplicates(req *kmsg.ProduceRequest, codes []int16, byID bool) bool {
+	type entry struct {
+		key tpKey
+		k   int
+	}
+	var all []entry
+	k := 0
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		for j := range t.Partitions {
+			key := tpKey{part: t.Partitions[j].Partition}
+			if byID {
+				key.id = t.TopicID
+			} else {
+				key.topic = t.Topic
+			}
+			all = append(all, entry{key, k})
+			k++
+		}
+	}
+	found := false
+	if len(all) <= 32 { // the usual request: no map
+		for a := range all {
+			for b := a + 1; b < len(all); b++ {
+				if all[a].key == all[b].key {
+					codes[all[a].k], codes[all[b].k] = kerr.InvalidRequest.Code, kerr.InvalidRequest.Code
+					found = true
+				}
+			}
+		}
+		return found
+	}
+	firstAt := make(map[tpKey]int, len(all))
+	for _, e := range all {
+		if f, ok := firstAt[e.key]; ok {
+			codes[f], codes[e.k] = kerr.InvalidRequest.Code, kerr.InvalidRequest.Code
+			found = true
+			continue
+		}
+		firstAt[e.key] = e.k
+	}
+	return found
 }
 
 // mergeProduce answers a split produce request from its parts' answers,

@@ -269,3 +269,38 @@ func TestOwnReplicas(t *testing.T) {
 		t.Error("ownReplicas(nil) not nil")
 	}
 }
+
+func TestRefuseDuplicates(t *testing.T) {
+	mk := func(n int, dups ...int32) *kmsg.ProduceRequest {
+		req := &kmsg.ProduceRequest{Version: 9}
+		rt := kmsg.ProduceRequestTopic{Topic: "t"}
+		for i := range n {
+			rt.Partitions = append(rt.Partitions, kmsg.ProduceRequestTopicPartition{Partition: int32(i)})
+		}
+		for _, d := range dups {
+			rt.Partitions = append(rt.Partitions, kmsg.ProduceRequestTopicPartition{Partition: d})
+		}
+		req.Topics = append(req.Topics, rt, kmsg.ProduceRequestTopic{Topic: "u", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0}}})
+		return req
+	}
+	for _, n := range []int{3, 100} { // the small and the map path
+		req := mk(n, 1)
+		codes := make([]int16, n+2)
+		if !refuseDuplicates(req, codes, false) {
+			t.Fatalf("n=%d: duplicate partition 1 not found", n)
+		}
+		for k, c := range codes {
+			want := int16(0)
+			if k == 1 || k == n { // both entries of t/1; u/0 is another topic
+				want = kerr.InvalidRequest.Code
+			}
+			if c != want {
+				t.Errorf("n=%d: entry %d code %d, want %d", n, k, c, want)
+			}
+		}
+		codes = make([]int16, n+1)
+		if refuseDuplicates(mk(n), codes, false) {
+			t.Errorf("n=%d: a duplicate found in a request without one", n)
+		}
+	}
+}
