@@ -135,7 +135,8 @@ func refuseDuplicates(req *kmsg.ProduceRequest, codes []int16, byID bool) bool {
 		key tpKey
 		k   int
 	}
-	var all []entry
+	var small [32]entry // on the stack for the usual request
+	all := small[:0]
 	k := 0
 	for i := range req.Topics {
 		t := &req.Topics[i]
