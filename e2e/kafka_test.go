@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -2373,6 +2374,47 @@ func TestKafkaShutdownDrains(t *testing.T) {
 	}
 	if closed("shutdown") < 1 || closed("read_error") != 0 {
 		t.Errorf("closes at shutdown: %v shutdown, %v read_error", closed("shutdown"), closed("read_error"))
+	}
+}
+
+// TestKafkaAcks0ErrorCloses: an acks=0 produce the ambassador cannot take
+// (a partition without a known leader) closes the connection, after the
+// responses to the requests before it, as a broker does: the client's only
+// way to learn of it.
+func TestKafkaAcks0ErrorCloses(t *testing.T) {
+	e := newKafkaEnv(t)
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	id := "e2e-acks0-err"
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 9
+	req.Acks = 0
+	req.TimeoutMillis = 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "no-such-topic"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = oneBatch()
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	frames := wire.AppendRequest(nil, 1, &id, kmsg.NewPtrApiVersionsRequest())
+	frames = wire.AppendRequest(frames, 2, &id, req)
+	if _, err := c.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	frame, err := wire.ReadFrame(br, 1<<20, nil)
+	if err != nil {
+		t.Fatalf("the ApiVersions before it got no answer: %v", err)
+	}
+	if corr, _ := wire.ResponseCorrelation(frame); corr != 1 {
+		t.Fatalf("answer with correlation id %d, want 1", corr)
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("after an acks=0 produce to an unknown topic: %v, want the connection closed", err)
 	}
 }
 

@@ -119,6 +119,10 @@ func (c *clientConn) handleProduce(r *request) {
 		for _, p := range parts {
 			c.send(p.broker, laneMain, r.h.ClientID, p.req, r.hold, nil)
 		}
+		if anyErr || dup {
+			r.closeAfter("acks=0 produce to partitions without a known leader, or named twice")
+			return
+		}
 		r.noResponse()
 		return
 	}

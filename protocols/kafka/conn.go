@@ -26,14 +26,15 @@ const maxInFlight = 256
 type slot struct {
 	bufs    net.Buffers // the response frame, in segments
 	release []*rbuf     // frames the segments point into, unref'd once written
-	state   uint8       // slotPending, slotReady, slotSkip
+	state   uint8       // slotPending, slotReady, slotSkip, slotClose
 	next    *slot
 }
 
 const (
 	slotPending uint8 = iota
 	slotReady
-	slotSkip // no response (produce acks=0)
+	slotSkip  // no response (produce acks=0)
+	slotClose // no response, and the connection closes once those before it are written
 )
 
 // outQueue keeps responses in request order (kfake's seq): a response
@@ -82,22 +83,24 @@ func (q *outQueue) headReady() bool {
 
 // take removes the ready slots at the head; it returns their frames, the
 // frames to release once they are written, and how many slots it removed.
-func (q *outQueue) take(bufs net.Buffers, rel []*rbuf) (net.Buffers, []*rbuf, int) {
+// closing reports a slotClose among them: the connection is to close once
+// they are written (nothing after it is taken).
+func (q *outQueue) take(bufs net.Buffers, rel []*rbuf) (_ net.Buffers, _ []*rbuf, n int, closing bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	n := 0
-	for q.head != nil && q.head.state != slotPending {
+	for q.head != nil && q.head.state != slotPending && !closing {
 		if q.head.state == slotReady {
 			bufs = append(bufs, q.head.bufs...)
 			rel = append(rel, q.head.release...)
 		}
+		closing = q.head.state == slotClose
 		q.head = q.head.next
 		n++
 	}
 	if q.head == nil {
 		q.tail = nil
 	}
-	return bufs, rel, n
+	return bufs, rel, n, closing
 }
 
 func (q *outQueue) empty() bool {
@@ -221,6 +224,17 @@ func (r *request) noResponse() {
 	}
 }
 
+// closeAfter completes a request that gets no response but must end the
+// connection, once the responses to the requests before it are written,
+// as a broker closes after an acks=0 produce it could not take (the only
+// way the client learns of it).
+func (r *request) closeAfter(why string) {
+	r.c.log.Warn(why + "; closing the connection so that the client notices, as a broker does")
+	if r.c.out.complete(r.slot, nil, nil, slotClose) {
+		r.c.flush()
+	}
+}
+
 // flush writes the ready responses at the head of the queue. Only one
 // goroutine writes at a time; one that finds another writing leaves its
 // response to it (which looks at the head again before it stops).
@@ -231,7 +245,8 @@ func (c *clientConn) flush() {
 		}
 		for {
 			var n int
-			c.wbufs, c.wrel, n = c.out.take(c.wbufs[:0], c.wrel[:0])
+			var closing bool
+			c.wbufs, c.wrel, n, closing = c.out.take(c.wbufs[:0], c.wrel[:0])
 			if n == 0 {
 				break
 			}
@@ -250,6 +265,10 @@ func (c *clientConn) flush() {
 			clear(c.wrel)
 			for range n {
 				<-c.sem
+			}
+			if closing { // the responses before it are out: close (writing stays taken)
+				c.abort(frontend.ReasonBackendError)
+				return
 			}
 		}
 		c.writing.Store(false)
