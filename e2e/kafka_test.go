@@ -2019,6 +2019,69 @@ func fetchNoStarvation(t *testing.T, readAhead string) {
 	}
 }
 
+// TestKafkaFetchAdoptingReadAhead: a fetch that finds a read-ahead of
+// other partitions of its broker in flight is answered with its own
+// partitions' data, not empty. It may wait out that read-ahead's long poll
+// (within its own MaxWait): on the one fetch connection per broker a real
+// broker takes the next request only after it.
+func TestKafkaFetchAdoptingReadAhead(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("adopt", 2)
+	for p := range int32(2) {
+		if err := e.fake.MoveTopicPartition("adopt", p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	movedLeadersKnown(t, e, "adopt")
+	prod := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.SeedBrokers(e.brokers...))
+	for p := range int32(2) {
+		if err := prod.ProduceSync(context.Background(), &kgo.Record{Topic: "adopt", Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fetch := func(p int32) (*kmsg.FetchResponse, time.Duration) {
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 11
+		req.MaxWaitMillis = 2000
+		req.MinBytes = 1
+		req.MaxBytes = 1 << 20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "adopt"
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = p
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		start := time.Now()
+		return rawOn(t, c, req).(*kmsg.FetchResponse), time.Since(start)
+	}
+	records := func(resp *kmsg.FetchResponse, p int32) int {
+		for _, rt := range resp.Topics {
+			for _, rp := range rt.Partitions {
+				if rp.Partition == p {
+					return len(rp.RecordBatches)
+				}
+			}
+		}
+		return 0
+	}
+	// partition 0's data starts a read-ahead of partition 0 (long-polling:
+	// nothing more comes)
+	if resp, _ := fetch(0); records(resp, 0) == 0 {
+		t.Fatal("partition 0: no records")
+	}
+	// partition 1 has a record: answered with it, within its MaxWait
+	resp, took := fetch(1)
+	if records(resp, 1) == 0 || took > 3*time.Second {
+		t.Errorf("partition 1 behind a read-ahead of partition 0: %d bytes of records after %v, want its record within its MaxWait", records(resp, 1), took)
+	}
+}
+
 // TestKafkaPipelinedFetchesWait: two fetches in flight on one connection
 // for partitions of one broker each wait their MaxWait; neither answers
 // the other empty.

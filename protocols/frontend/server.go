@@ -67,6 +67,10 @@ func NewServer(opts Options, h Handler) *Server {
 // requests at their next boundary and finish what is in flight.
 func (s *Server) Draining() <-chan struct{} { return s.draining }
 
+// Forced reports that the drain deadline passed and the connections left
+// are being closed.
+func (s *Server) Forced() bool { return s.forced.Load() }
+
 // Active is the number of open client connections.
 func (s *Server) Active() int64 { return s.active.Load() }
 

@@ -133,14 +133,39 @@ func (c *clientConn) handleProduce(r *request) {
 // in req with INVALID_REQUEST (codes: per partition in request order) and
 // reports whether there was one. Such entries are not sent: a broker keeps
 // only one of them and answers once, and one answer must never acknowledge
-// two batches.
+// two batches. Clients name each topic once: partitions are compared within
+// a topic entry, and topics with each other, unless a topic repeats.
 func refuseDuplicates(req *kmsg.ProduceRequest, codes []int16, byID bool) bool {
-	type entry struct {
-		key tpKey
-		k   int
+	sameTopic := func(a, b *kmsg.ProduceRequestTopic) bool {
+		if byID {
+			return a.TopicID == b.TopicID
+		}
+		return a.Topic == b.Topic
 	}
-	var small [32]entry // on the stack for the usual request
-	all := small[:0]
+	repeated := false
+	for i := range req.Topics {
+		for j := i + 1; j < len(req.Topics) && !repeated; j++ {
+			repeated = sameTopic(&req.Topics[i], &req.Topics[j])
+		}
+	}
+	found := false
+	if !repeated {
+		k := 0
+		for i := range req.Topics {
+			ps := req.Topics[i].Partitions
+			for a := range ps {
+				for b := a + 1; b < len(ps); b++ {
+					if ps[a].Partition == ps[b].Partition {
+						codes[k+a], codes[k+b] = kerr.InvalidRequest.Code, kerr.InvalidRequest.Code
+						found = true
+					}
+				}
+			}
+			k += len(ps)
+		}
+		return found
+	}
+	firstAt := map[tpKey]int{}
 	k := 0
 	for i := range req.Topics {
 		t := &req.Topics[i]
@@ -151,30 +176,14 @@ func refuseDuplicates(req *kmsg.ProduceRequest, codes []int16, byID bool) bool {
 			} else {
 				key.topic = t.Topic
 			}
-			all = append(all, entry{key, k})
+			if f, ok := firstAt[key]; ok {
+				codes[f], codes[k] = kerr.InvalidRequest.Code, kerr.InvalidRequest.Code
+				found = true
+			} else {
+				firstAt[key] = k
+			}
 			k++
 		}
-	}
-	found := false
-	if len(all) <= 32 { // the usual request: no map
-		for a := range all {
-			for b := a + 1; b < len(all); b++ {
-				if all[a].key == all[b].key {
-					codes[all[a].k], codes[all[b].k] = kerr.InvalidRequest.Code, kerr.InvalidRequest.Code
-					found = true
-				}
-			}
-		}
-		return found
-	}
-	firstAt := make(map[tpKey]int, len(all))
-	for _, e := range all {
-		if f, ok := firstAt[e.key]; ok {
-			codes[f], codes[e.k] = kerr.InvalidRequest.Code, kerr.InvalidRequest.Code
-			found = true
-			continue
-		}
-		firstAt[e.key] = e.k
 	}
 	return found
 }

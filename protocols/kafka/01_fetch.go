@@ -261,14 +261,40 @@ func newFetchPart(l int32, tmpl *kmsg.FetchRequest, nparts int, items []fetchIte
 		preq.MaxBytes = max(preq.MaxBytes/int32(nparts), 1)
 	}
 	part := &fetchPart{broker: l, items: make(map[tpKey]fetchItem, len(items)), req: preq}
+	var index map[tpKey]int // topic entries by topic, once items are not grouped
 	for _, it := range items {
-		ti := len(preq.Topics) - 1 // one entry per topic, wherever its items stand
-		for ti >= 0 && (preq.Topics[ti].Topic != it.topic || preq.Topics[ti].TopicID != it.id) {
-			ti--
-		}
-		if ti < 0 {
-			preq.Topics = append(preq.Topics, kmsg.FetchRequestTopic{Topic: it.topic, TopicID: it.id})
-			ti = len(preq.Topics) - 1
+		// One entry per topic, wherever its items stand: the items come
+		// grouped by topic, except after a merge.
+		ti := len(preq.Topics) - 1
+		if ti < 0 || preq.Topics[ti].Topic != it.topic || preq.Topics[ti].TopicID != it.id {
+			if index == nil && ti < 8 { // few topics: a look back is cheaper than a map
+				for ti >= 0 && (preq.Topics[ti].Topic != it.topic || preq.Topics[ti].TopicID != it.id) {
+					ti--
+				}
+				if ti < 0 {
+					preq.Topics = append(preq.Topics, kmsg.FetchRequestTopic{Topic: it.topic, TopicID: it.id})
+					ti = len(preq.Topics) - 1
+				}
+				preq.Topics[ti].Partitions = append(preq.Topics[ti].Partitions, it.p)
+				part.items[fetchKey(it.topic, it.id, it.p.Partition, byID)] = it
+				continue
+			}
+			if index == nil {
+				index = make(map[tpKey]int, len(preq.Topics))
+				for i := range preq.Topics {
+					index[tpKey{topic: preq.Topics[i].Topic, id: preq.Topics[i].TopicID}] = i
+				}
+			}
+			k := tpKey{topic: it.topic, id: it.id}
+			if i, ok := index[k]; ok {
+				ti = i
+			} else {
+				preq.Topics = append(preq.Topics, kmsg.FetchRequestTopic{Topic: it.topic, TopicID: it.id})
+				ti = len(preq.Topics) - 1
+				if index != nil {
+					index[k] = ti
+				}
+			}
 		}
 		pt := &preq.Topics[ti]
 		pt.Partitions = append(pt.Partitions, it.p)
@@ -448,14 +474,21 @@ func (c *clientConn) fetchDone(clientID *string, part *fetchPart, resp kmsg.Resp
 		}
 	}
 	var finish *fetchOp
+	// A fetch that adopted this part and wants more of its broker than the
+	// part asked for (extra), and is not yet satisfied, waits on for the
+	// part that asks for it, within what is left of its MaxWait.
+	carry := live && len(part.extra) > 0 && (op.bytes == 0 || op.bytes < int(op.req.MinBytes)) &&
+		fs.lanes[part.broker] == nil && c.ctx.Err() == nil
 	if live {
 		op.throttle = max(op.throttle, fr.ThrottleMillis)
 		op.endpoints = op.endpoints || len(fr.Brokers) > 0
-		op.waiting--
-		if op.ready() {
-			op.done = true
-			fs.detach(op)
-			finish = op
+		if !carry {
+			op.waiting--
+			if op.ready() {
+				op.done = true
+				fs.detach(op)
+				finish = op
+			}
 		}
 	}
 	// The next part on this lane: the read-ahead of what was delivered,
@@ -463,7 +496,7 @@ func (c *clientConn) fetchDone(clientID *string, part *fetchPart, resp kmsg.Resp
 	// beyond it (for that fetch while it waits, else as read-ahead), so
 	// that a partition outside a chain of read-aheads is not starved.
 	readAhead := c.f.settings().readAhead
-	forOp := live && !op.done && len(part.extra) > 0 // the adopting fetch still waits for them
+	forOp := carry // the adopting fetch still waits for them
 	extra := part.extra
 	if !forOp && !readAhead {
 		extra = nil
@@ -479,8 +512,9 @@ func (c *clientConn) fetchDone(clientID *string, part *fetchPart, resp kmsg.Resp
 		next = newFetchPart(part.broker, tmpl, 1, items, byID)
 		next.req.MaxBytes = part.req.MaxBytes
 		if forOp {
-			next.op = op
-			op.waiting++
+			next.op = op // its wait for this part passes to the next
+			left := time.Duration(op.req.MaxWaitMillis)*time.Millisecond - time.Since(op.r.start)
+			next.req.MaxWaitMillis = int32(max(left, 0) / time.Millisecond)
 		}
 		fs.lanes[part.broker] = next
 	}

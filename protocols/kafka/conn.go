@@ -251,12 +251,13 @@ func (c *clientConn) flush() {
 				break
 			}
 			if len(c.wbufs) > 0 {
-				_ = c.conn.SetWriteDeadline(time.Now().Add(baseTimeout))
+				now := time.Now()
+				_ = c.conn.SetWriteDeadline(now.Add(baseTimeout))
 				w := c.wbufs // WriteTo consumes its receiver
 				if _, err := w.WriteTo(c.conn); err != nil {
 					c.abort(frontend.ReasonWriteError)
 				}
-				c.lastOut.Store(time.Now().UnixNano())
+				c.lastOut.Store(now.UnixNano()) // when the write began: close enough for an idle timeout
 				clear(c.wbufs)
 			}
 			for _, r := range c.wrel {
@@ -371,6 +372,9 @@ func (c *clientConn) readLoop() frontend.CloseReason {
 			return readReason(err)
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(baseTimeout))
+		if c.draining() { // the drain's wake-up may have just been replaced
+			_ = c.conn.SetReadDeadline(time.Now())
+		}
 		frame, err := wire.ReadFrameAlloc(br, st.maxRequest, getFrame)
 		if err != nil {
 			if errors.Is(err, wire.ErrTooLarge) {
@@ -599,7 +603,7 @@ func (c *clientConn) closeBackends(linger bool) {
 			// written before the connection closes: acks=0 produce
 			// requests get no answer to wait for, and a broker acts on
 			// what it reads.
-			for time.Now().Before(deadline) {
+			for time.Now().Before(deadline) && !c.f.srv.Forced() {
 				n := bc.unwritten()
 				if linger && !c.f.stopping() {
 					n = bc.pending()

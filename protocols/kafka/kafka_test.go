@@ -303,4 +303,36 @@ func TestRefuseDuplicates(t *testing.T) {
 			t.Errorf("n=%d: a duplicate found in a request without one", n)
 		}
 	}
+	// a topic named in two entries, its partition 2 in both
+	req := &kmsg.ProduceRequest{Version: 9, Topics: []kmsg.ProduceRequestTopic{
+		{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 1}, {Partition: 2}}},
+		{Topic: "u", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 2}}},
+		{Topic: "t", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 2}, {Partition: 3}}},
+	}}
+	codes := make([]int16, 5)
+	if !refuseDuplicates(req, codes, false) || !slices.Equal(codes, []int16{0, kerr.InvalidRequest.Code, 0, kerr.InvalidRequest.Code, 0}) {
+		t.Errorf("topic named twice: codes %v", codes)
+	}
+}
+
+func TestNewFetchPartOneEntryPerTopic(t *testing.T) {
+	for _, topics := range []int{2, 20} { // the look-back and the map path
+		var items []fetchItem
+		for round := range 2 { // every topic twice, interleaved
+			for i := range topics {
+				it := fetchItem{topic: "t" + strconv.Itoa(i)}
+				it.p.Partition = int32(round)
+				items = append(items, it)
+			}
+		}
+		part := newFetchPart(0, &kmsg.FetchRequest{Version: 12}, 1, items, false)
+		if len(part.req.Topics) != topics {
+			t.Fatalf("%d topics: %d topic entries", topics, len(part.req.Topics))
+		}
+		for i, rt := range part.req.Topics {
+			if rt.Topic != "t"+strconv.Itoa(i) || len(rt.Partitions) != 2 || rt.Partitions[0].Partition != 0 || rt.Partitions[1].Partition != 1 {
+				t.Errorf("%d topics: entry %d = %s %+v", topics, i, rt.Topic, rt.Partitions)
+			}
+		}
+	}
 }
