@@ -2376,6 +2376,65 @@ func TestKafkaProduceDuplicatePartition(t *testing.T) {
 	}
 }
 
+// TestKafkaListAndDescribeGroups: ListGroups through the ambassador lists
+// every group of every coordinator, each once; DescribeGroups for all of
+// them at once (their coordinators differ) answers each.
+func TestKafkaListAndDescribeGroups(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("lg", 3)
+	produceKgo(t, e.client(), "lg", makeRecs("lg", 3))
+	ctx := context.Background()
+	adm := kadm.NewClient(e.client())
+	want := map[string]bool{}
+	for i := range 12 {
+		g := fmt.Sprintf("listed-%d", i)
+		want[g] = true
+		var offs kadm.Offsets
+		offs.Add(kadm.Offset{Topic: "lg", Partition: int32(i % 3), At: 1})
+		if err := adm.CommitAllOffsets(ctx, g, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// the groups really sit on several coordinators
+	coords := map[int32]bool{}
+	direct := kadm.NewClient(e.direct)
+	for g := range want {
+		cs := direct.FindGroupCoordinators(ctx, g)
+		for _, c := range cs {
+			coords[c.NodeID] = true
+		}
+	}
+	if len(coords) < 2 {
+		t.Fatalf("the 12 groups share one coordinator; the test needs several")
+	}
+	resp := raw(t, e.addr, kmsg.NewPtrListGroupsRequest()).(*kmsg.ListGroupsResponse)
+	if resp.ErrorCode != 0 {
+		t.Fatalf("ListGroups: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	count := map[string]int{}
+	for _, g := range resp.Groups {
+		count[g.Group]++
+	}
+	for g := range want {
+		if count[g] != 1 {
+			t.Errorf("ListGroups lists %s %d times, want once", g, count[g])
+		}
+	}
+	dreq := kmsg.NewPtrDescribeGroupsRequest()
+	for g := range want {
+		dreq.Groups = append(dreq.Groups, g)
+	}
+	dresp := raw(t, e.addr, dreq).(*kmsg.DescribeGroupsResponse)
+	if len(dresp.Groups) != len(want) {
+		t.Fatalf("DescribeGroups of %d groups: %d answers", len(want), len(dresp.Groups))
+	}
+	for i, g := range dresp.Groups {
+		if g.Group != dreq.Groups[i] || g.ErrorCode != 0 {
+			t.Errorf("DescribeGroups answer %d: %s %v, want %s in request order", i, g.Group, kerr.ErrorForCode(g.ErrorCode), dreq.Groups[i])
+		}
+	}
+}
+
 // TestKafkaShutdownDrains: on shutdown a client's requests in flight get
 // their real answers before its connection closes, even when the shutdown
 // wakes the reader in the middle of the client's next frame.

@@ -182,11 +182,24 @@ func (c *clientConn) fanOut(r *request) {
 				of := out.FieldByName(name)
 				for j := 0; j < f.Len(); j++ {
 					it := f.Index(j)
-					if it.Kind() == reflect.String { // e.g. UnknownStateFilters: a set
-						if seen[name+"\x00"+it.String()] {
+					key := ""
+					switch it.Kind() {
+					case reflect.String: // e.g. UnknownStateFilters: a set
+						key = it.String()
+					case reflect.Struct: // a group or transaction: listed once, though
+						// two brokers may both hold it while its coordinator moves
+						for _, id := range []string{"Group", "TransactionalID"} {
+							if f := it.FieldByName(id); f.IsValid() && f.Kind() == reflect.String {
+								key = f.String()
+								break
+							}
+						}
+					}
+					if key != "" {
+						if seen[name+"\x00"+key] {
 							continue
 						}
-						seen[name+"\x00"+it.String()] = true
+						seen[name+"\x00"+key] = true
 					}
 					of.Set(reflect.Append(of, it))
 				}
