@@ -215,6 +215,9 @@ func (f *Frontend) stopping() bool {
 // Ready reports an error until backend metadata has loaded.
 func (f *Frontend) Ready() error {
 	if !f.be.loaded.Load() {
+		if err := f.be.lastErr.Load(); err != nil {
+			return fmt.Errorf("%w: %v", ErrNoMetadata, *err) // why: wrong credentials, no broker reachable...
+		}
 		return ErrNoMetadata
 	}
 	return nil

@@ -136,6 +136,7 @@ type backend struct {
 
 	kick        chan struct{}
 	lastRefresh atomic.Int64
+	lastErr     atomic.Pointer[error] // of the last refresh; nil after a success
 }
 
 func newBackend(f *Frontend) *backend {
@@ -203,6 +204,11 @@ func (b *backend) run(ctx context.Context) {
 		err := b.refresh(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if err != nil {
+			b.lastErr.Store(&err)
+		} else {
+			b.lastErr.Store(nil)
 		}
 		b.sweepCoordinators(time.Now().Add(-coordIdle))
 		wait := b.f.settings().refresh
