@@ -22,6 +22,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"maps"
 	"math/big"
 	"math/rand/v2"
 	"net"
@@ -1910,17 +1911,7 @@ func TestKafkaIdleCountsFromLastResponse(t *testing.T) {
 	// A long poll on an empty partition that ends just before the
 	// ambassador's second idle check (at 2 x idle after the request, while
 	// the poll keeps the connection busy).
-	req := kmsg.NewPtrFetchRequest()
-	req.Version = 11
-	req.MaxWaitMillis = int32(idle.Milliseconds() * 19 / 10)
-	req.MinBytes = 1
-	req.MaxBytes = 1 << 20
-	rt := kmsg.NewFetchRequestTopic()
-	rt.Topic = "idle"
-	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.PartitionMaxBytes = 1 << 20
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
+	req := fetchRequest("idle", int32(idle.Milliseconds()*19/10), map[int32]int64{0: 0})
 	for range 2 {
 		start := time.Now()
 		resp := rawOn(t, c, req).(*kmsg.FetchResponse)
@@ -1985,25 +1976,11 @@ func fetchNoStarvation(t *testing.T, readAhead string) {
 	off := map[int32]int64{}
 	got1 := 0
 	for i := range 20 {
-		req := kmsg.NewPtrFetchRequest()
-		req.Version = 11
-		req.MaxWaitMillis = 2000
-		req.MinBytes = 1
-		req.MaxBytes = 1 << 20
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = "starve"
-		parts := []int32{0}
+		parts := map[int32]int64{0: off[0]}
 		if i >= 5 { // partition 1 joins once partition 0's read-ahead runs
-			parts = []int32{0, 1}
+			parts[1] = off[1]
 		}
-		for _, p := range parts {
-			rp := kmsg.NewFetchRequestTopicPartition()
-			rp.Partition = p
-			rp.FetchOffset = off[p]
-			rp.PartitionMaxBytes = 1 << 20
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		req.Topics = append(req.Topics, rt)
+		req := fetchRequest("starve", 2000, parts)
 		resp := rawOn(t, c, req).(*kmsg.FetchResponse)
 		for _, rt := range resp.Topics {
 			for _, p := range rt.Partitions {
@@ -2047,18 +2024,7 @@ func TestKafkaFetchAdoptingReadAhead(t *testing.T) {
 	}
 	defer c.Close()
 	fetch := func(p int32) (*kmsg.FetchResponse, time.Duration) {
-		req := kmsg.NewPtrFetchRequest()
-		req.Version = 11
-		req.MaxWaitMillis = 2000
-		req.MinBytes = 1
-		req.MaxBytes = 1 << 20
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = "adopt"
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition = p
-		rp.PartitionMaxBytes = 1 << 20
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := fetchRequest("adopt", 2000, map[int32]int64{p: 0})
 		start := time.Now()
 		return rawOn(t, c, req).(*kmsg.FetchResponse), time.Since(start)
 	}
@@ -2104,18 +2070,7 @@ func TestKafkaPipelinedFetchesWait(t *testing.T) {
 	br := bufio.NewReader(c)
 	id := "e2e-pipe"
 	fetch := func(p int32) []byte {
-		req := kmsg.NewPtrFetchRequest()
-		req.Version = 11
-		req.MaxWaitMillis = 1000
-		req.MinBytes = 1
-		req.MaxBytes = 1 << 20
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = "pipefetch"
-		rp := kmsg.NewFetchRequestTopicPartition()
-		rp.Partition = p
-		rp.PartitionMaxBytes = 1 << 20
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
+		req := fetchRequest("pipefetch", 1000, map[int32]int64{p: 0})
 		return wire.AppendRequest(nil, p, &id, req) // correlation id = partition
 	}
 	if _, err := c.Write(append(fetch(0), fetch(1)...)); err != nil {
@@ -2547,18 +2502,8 @@ func TestKafkaAcks0ErrorCloses(t *testing.T) {
 // error.
 func movedLeadersKnown(t *testing.T, e *kafkaEnv, topic string) {
 	e.eventually(5*time.Second, "the ambassador routes "+topic+" to its moved leaders", func() bool {
-		req := kmsg.NewPtrFetchRequest()
-		req.Version = 11
-		req.MaxBytes = 1 << 20
-		rt := kmsg.NewFetchRequestTopic()
-		rt.Topic = topic
-		for p := range int32(2) {
-			rp := kmsg.NewFetchRequestTopicPartition()
-			rp.Partition = p
-			rp.PartitionMaxBytes = 1 << 20
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		req.Topics = append(req.Topics, rt)
+		req := fetchRequest(topic, 0, map[int32]int64{0: 0, 1: 0})
+		req.MinBytes = 0
 		resp := raw(t, e.addr, req).(*kmsg.FetchResponse)
 		n := 0
 		for _, rt := range resp.Topics {
@@ -2571,6 +2516,27 @@ func movedLeadersKnown(t *testing.T, e *kafkaEnv, topic string) {
 		}
 		return n == 2
 	})
+}
+
+// fetchRequest is a v11 fetch of topic's partitions from the given offsets
+// (in partition order), MinBytes 1, 1 MiB per partition.
+func fetchRequest(topic string, maxWaitMillis int32, offsets map[int32]int64) *kmsg.FetchRequest {
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 11
+	req.MaxWaitMillis = maxWaitMillis
+	req.MinBytes = 1
+	req.MaxBytes = 1 << 20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	for _, p := range slices.Sorted(maps.Keys(offsets)) {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = p
+		rp.FetchOffset = offsets[p]
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	return req
 }
 
 // batchesEnd returns the offset after the last complete v2 record batch
