@@ -126,29 +126,7 @@ func (e *kafkaEnv) startAmbassador(extraEnv map[string]string) {
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	var once sync.Once
-	e.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("server.Run: %v", err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("server did not stop")
-			}
-		})
-	}
-	t.Cleanup(e.stop)
-	select {
-	case <-srv.Started():
-	case err := <-done:
-		t.Fatalf("server.Run: %v", err)
-	}
+	e.stop = runServer(t, srv)
 	e.srv = srv
 	e.addr = srv.Addr("kafka").String()
 }

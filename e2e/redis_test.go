@@ -114,31 +114,7 @@ func newRedisEnv(t testing.TB, nodes []*harness.RedisNode, o envOpts) *redisEnv 
 		t.Fatalf("server.New: %v", err)
 	}
 	e.srv = srv
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	var once sync.Once
-	e.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("server.Run: %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Errorf("server did not stop within 20s")
-			}
-		})
-	}
-	t.Cleanup(e.stop)
-	select {
-	case <-srv.Started():
-	case err := <-done:
-		t.Fatalf("server.Run: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server not started after 10s")
-	}
+	e.stop = runServer(t, srv)
 	e.addr = srv.Addr("redis").String()
 	e.admin = srv.Addr("admin").String()
 	for _, a := range e.addrs {
@@ -3216,4 +3192,36 @@ func TestRedisRequestTimeoutReload(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "timed out") || took > 2*time.Second {
 		t.Errorf("SET to a paused node after the timeout was reloaded to 300ms: %v after %v, want a timeout within about 300ms", err, took)
 	}
+}
+
+// runServer runs srv until the test ends (or the returned stop, which
+// shuts it down as on SIGTERM and waits), once it has started.
+func runServer(t testing.TB, srv *server.Server) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("server.Run: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("server did not stop within 20s")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	select {
+	case <-srv.Started():
+	case err := <-done:
+		t.Fatalf("server.Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server not started after 10s")
+	}
+	return stop
 }
