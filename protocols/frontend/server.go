@@ -67,6 +67,16 @@ func NewServer(opts Options, h Handler) *Server {
 // requests at their next boundary and finish what is in flight.
 func (s *Server) Draining() <-chan struct{} { return s.draining }
 
+// IsDraining reports whether Shutdown has begun.
+func (s *Server) IsDraining() bool {
+	select {
+	case <-s.draining:
+		return true
+	default:
+		return false
+	}
+}
+
 // Forced reports that the drain deadline passed and the connections left
 // are being closed.
 func (s *Server) Forced() bool { return s.forced.Load() }

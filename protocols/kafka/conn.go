@@ -322,14 +322,7 @@ func (c *clientConn) abort(r frontend.CloseReason) {
 	_ = c.conn.Close()
 }
 
-func (c *clientConn) draining() bool {
-	select {
-	case <-c.f.srv.Draining():
-		return true
-	default:
-		return false
-	}
-}
+func (c *clientConn) draining() bool { return c.f.srv.IsDraining() }
 
 func (c *clientConn) readLoop() frontend.CloseReason {
 	br := bufio.NewReaderSize(c.conn, 64<<10)

@@ -203,14 +203,7 @@ func (f *Frontend) Shutdown(ctx context.Context) error {
 }
 
 // stopping reports whether a shutdown has begun.
-func (f *Frontend) stopping() bool {
-	select {
-	case <-f.srv.Draining():
-		return true
-	default:
-		return false
-	}
-}
+func (f *Frontend) stopping() bool { return f.srv.IsDraining() }
 
 // Ready reports an error until backend metadata has loaded.
 func (f *Frontend) Ready() error {

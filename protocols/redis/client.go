@@ -266,13 +266,8 @@ func (c *client) armIdle() {
 // idle timeout ago, is not idle. It then sets the deadline to wait for next.
 func (c *client) notIdle(err error) bool {
 	idle := c.f.limits.IdleTimeout.D()
-	if idle <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+	if idle <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) || c.draining() {
 		return false
-	}
-	select {
-	case <-c.f.srv.Draining():
-		return false
-	default:
 	}
 	c.qmu.Lock()
 	busy := c.inflight > 0
@@ -680,14 +675,7 @@ var (
 // blocks (read to notice a client that leaves).
 const maxAheadBuf = 1 << 20
 
-func (c *client) draining() bool {
-	select {
-	case <-c.f.srv.Draining():
-		return true
-	default:
-		return false
-	}
-}
+func (c *client) draining() bool { return c.f.srv.IsDraining() }
 
 func (c *client) abortStages(err error) {
 	for i := range c.stages {
