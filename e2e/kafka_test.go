@@ -1922,12 +1922,7 @@ func TestKafkaFetchNoStarvation(t *testing.T) {
 
 func fetchNoStarvation(t *testing.T, readAhead string) {
 	e := newKafkaEnvWith(t, map[string]string{"KAFKA_FETCH_READ_AHEAD": readAhead})
-	e.createTopic("starve", 2)
-	for p := range int32(2) { // both on one broker: one fetch lane
-		if err := e.fake.MoveTopicPartition("starve", p, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	topicWithLeaders(t, e, "starve", 0, 0)
 	prod := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.SeedBrokers(e.brokers...))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -1945,7 +1940,6 @@ func fetchNoStarvation(t *testing.T, readAhead string) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
-	movedLeadersKnown(t, e, "starve")
 	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -1983,13 +1977,7 @@ func fetchNoStarvation(t *testing.T, readAhead string) {
 // broker takes the next request only after it.
 func TestKafkaFetchAdoptingReadAhead(t *testing.T) {
 	e := newKafkaEnv(t)
-	e.createTopic("adopt", 2)
-	for p := range int32(2) {
-		if err := e.fake.MoveTopicPartition("adopt", p, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	movedLeadersKnown(t, e, "adopt")
+	topicWithLeaders(t, e, "adopt", 0, 0)
 	prod := e.client(kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.SeedBrokers(e.brokers...))
 	for p := range int32(2) {
 		if err := prod.ProduceSync(context.Background(), &kgo.Record{Topic: "adopt", Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
@@ -2033,13 +2021,7 @@ func TestKafkaFetchAdoptingReadAhead(t *testing.T) {
 // the other empty.
 func TestKafkaPipelinedFetchesWait(t *testing.T) {
 	e := newKafkaEnv(t)
-	e.createTopic("pipefetch", 2)
-	for p := range int32(2) {
-		if err := e.fake.MoveTopicPartition("pipefetch", p, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	movedLeadersKnown(t, e, "pipefetch")
+	topicWithLeaders(t, e, "pipefetch", 0, 0)
 	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -2270,13 +2252,7 @@ func TestKafkaFindCoordinatorKeyTypes(t *testing.T) {
 // stores neither: one answer never acknowledges two batches.
 func TestKafkaProduceDuplicatePartition(t *testing.T) {
 	e := newKafkaEnv(t)
-	e.createTopic("dup", 2)
-	for p := range int32(2) {
-		if err := e.fake.MoveTopicPartition("dup", p, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	movedLeadersKnown(t, e, "dup")
+	topicWithLeaders(t, e, "dup", 0, 1)
 	req := kmsg.NewPtrProduceRequest()
 	req.Version = 9
 	req.Acks = -1
@@ -2475,12 +2451,22 @@ func TestKafkaAcks0ErrorCloses(t *testing.T) {
 	}
 }
 
-// movedLeadersKnown waits until the ambassador routes both partitions of
-// topic to their leaders (after a move): a fetch of each answers without
+// topicWithLeaders creates topic with one partition per leader given
+// (partition i led by broker leaders[i]) and waits until the ambassador
+// routes every partition to its leader: a fetch of each answers without
 // error.
-func movedLeadersKnown(t *testing.T, e *kafkaEnv, topic string) {
+func topicWithLeaders(t *testing.T, e *kafkaEnv, topic string, leaders ...int32) {
+	t.Helper()
+	e.createTopic(topic, len(leaders))
+	offsets := map[int32]int64{}
+	for p, l := range leaders {
+		if err := e.fake.MoveTopicPartition(topic, int32(p), l); err != nil {
+			t.Fatal(err)
+		}
+		offsets[int32(p)] = 0
+	}
 	e.eventually(5*time.Second, "the ambassador routes "+topic+" to its moved leaders", func() bool {
-		req := fetchRequest(topic, 0, map[int32]int64{0: 0, 1: 0})
+		req := fetchRequest(topic, 0, offsets)
 		req.MinBytes = 0
 		resp := raw(t, e.addr, req).(*kmsg.FetchResponse)
 		n := 0
@@ -2492,7 +2478,7 @@ func movedLeadersKnown(t *testing.T, e *kafkaEnv, topic string) {
 				n++
 			}
 		}
-		return n == 2
+		return n == len(leaders)
 	})
 }
 

@@ -261,41 +261,42 @@ func newFetchPart(l int32, tmpl *kmsg.FetchRequest, nparts int, items []fetchIte
 		preq.MaxBytes = max(preq.MaxBytes/int32(nparts), 1)
 	}
 	part := &fetchPart{broker: l, items: make(map[tpKey]fetchItem, len(items)), req: preq}
-	var index map[tpKey]int // topic entries by topic, once items are not grouped
-	for _, it := range items {
-		// One entry per topic, wherever its items stand: the items come
-		// grouped by topic, except after a merge.
-		ti := len(preq.Topics) - 1
-		if ti < 0 || preq.Topics[ti].Topic != it.topic || preq.Topics[ti].TopicID != it.id {
-			if index == nil && ti < 8 { // few topics: a look back is cheaper than a map
-				for ti >= 0 && (preq.Topics[ti].Topic != it.topic || preq.Topics[ti].TopicID != it.id) {
-					ti--
-				}
-				if ti < 0 {
-					preq.Topics = append(preq.Topics, kmsg.FetchRequestTopic{Topic: it.topic, TopicID: it.id})
-					ti = len(preq.Topics) - 1
-				}
-				preq.Topics[ti].Partitions = append(preq.Topics[ti].Partitions, it.p)
-				part.items[fetchKey(it.topic, it.id, it.p.Partition, byID)] = it
-				continue
+	// One entry per topic, wherever its items stand: they come grouped by
+	// topic, except after a merge. Past the last entry, a look back for a
+	// few topics, a map for many.
+	var index map[tpKey]int
+	entry := func(it fetchItem) int {
+		same := func(i int) bool { return preq.Topics[i].Topic == it.topic && preq.Topics[i].TopicID == it.id }
+		last := len(preq.Topics) - 1
+		if last >= 0 && same(last) {
+			return last
+		}
+		k := tpKey{topic: it.topic, id: it.id}
+		if index == nil && len(preq.Topics) > 8 {
+			index = make(map[tpKey]int, len(preq.Topics))
+			for i := range preq.Topics {
+				index[tpKey{topic: preq.Topics[i].Topic, id: preq.Topics[i].TopicID}] = i
 			}
-			if index == nil {
-				index = make(map[tpKey]int, len(preq.Topics))
-				for i := range preq.Topics {
-					index[tpKey{topic: preq.Topics[i].Topic, id: preq.Topics[i].TopicID}] = i
-				}
-			}
-			k := tpKey{topic: it.topic, id: it.id}
+		}
+		if index != nil {
 			if i, ok := index[k]; ok {
-				ti = i
-			} else {
-				preq.Topics = append(preq.Topics, kmsg.FetchRequestTopic{Topic: it.topic, TopicID: it.id})
-				ti = len(preq.Topics) - 1
-				if index != nil {
-					index[k] = ti
+				return i
+			}
+		} else {
+			for i := last - 1; i >= 0; i-- {
+				if same(i) {
+					return i
 				}
 			}
 		}
+		preq.Topics = append(preq.Topics, kmsg.FetchRequestTopic{Topic: it.topic, TopicID: it.id})
+		if index != nil {
+			index[k] = len(preq.Topics) - 1
+		}
+		return len(preq.Topics) - 1
+	}
+	for _, it := range items {
+		ti := entry(it) // first: it may grow preq.Topics
 		pt := &preq.Topics[ti]
 		pt.Partitions = append(pt.Partitions, it.p)
 		part.items[fetchKey(it.topic, it.id, it.p.Partition, byID)] = it

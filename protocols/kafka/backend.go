@@ -544,6 +544,10 @@ func (b *brokerConn) close() { b.fail(ErrBrokerClosed, false) }
 func (b *brokerConn) unwritten() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.unwrittenLocked()
+}
+
+func (b *brokerConn) unwrittenLocked() int {
 	n := len(b.jobs) + len(b.parked)
 	if b.busy {
 		n++
@@ -558,9 +562,5 @@ func (b *brokerConn) unwritten() int {
 func (b *brokerConn) pending() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := len(b.queue) + len(b.jobs) + len(b.parked)
-	if b.busy {
-		n++
-	}
-	return n
+	return len(b.queue) + b.unwrittenLocked()
 }

@@ -239,25 +239,23 @@ func (c *client) releaseBuffers() {
 // subscribers, and clients only while a blocking command blocks: see
 // readAhead).
 func (c *client) armIdle() {
-	if idle := c.f.limits.IdleTimeout.D(); idle > 0 {
-		if c.ps != nil && c.ps.active() {
-			_ = c.conn.SetReadDeadline(time.Time{})
-			if c.draining() {
-				_ = c.conn.SetReadDeadline(time.Now())
-			}
-			return
-		}
-		until := c.idleUntil
+	idle := c.f.limits.IdleTimeout.D()
+	if idle <= 0 {
+		return
+	}
+	var until time.Time // none for a subscriber
+	if c.ps == nil || !c.ps.active() {
+		until = c.idleUntil
 		if until.IsZero() {
 			until = time.Now().Add(idle)
 		}
-		c.idleUntil = time.Time{}
-		_ = c.conn.SetReadDeadline(until)
-		if c.draining() {
-			// The drain's wake-up may have come just before and been
-			// replaced: wake up again.
-			_ = c.conn.SetReadDeadline(time.Now())
-		}
+	}
+	c.idleUntil = time.Time{}
+	_ = c.conn.SetReadDeadline(until)
+	if c.draining() {
+		// The drain's wake-up may have come just before and been
+		// replaced: wake up again.
+		_ = c.conn.SetReadDeadline(time.Now())
 	}
 }
 
