@@ -325,7 +325,7 @@ func (c *clientConn) abort(r frontend.CloseReason) {
 func (c *clientConn) draining() bool { return c.f.srv.IsDraining() }
 
 func (c *clientConn) readLoop() frontend.CloseReason {
-	br := bufio.NewReaderSize(c.conn, 64<<10)
+	br := bufio.NewReaderSize(newLowatReader(c.conn), 64<<10)
 	var idleUntil time.Time // when set, the idle deadline to wait for; otherwise now + the idle timeout
 	for {
 		st := c.f.settings()

@@ -121,7 +121,7 @@ func (s *security) dial(ctx context.Context, addr string, timeout time.Duration,
 		}
 		conn = tconn
 	}
-	br := bufio.NewReaderSize(conn, 64<<10)
+	br := bufio.NewReaderSize(newLowatReader(conn), 64<<10)
 	var lifetime time.Duration
 	if auth && s.mech != nil {
 		id := "ambassador"
