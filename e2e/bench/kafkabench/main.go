@@ -272,12 +272,12 @@ func main() {
 		fmt.Printf("\nambassador process CPU: %.2f s per GB of record values moved (user+system, over its produce and consume runs)\n", ambCPU/(ambBytes/1e9))
 	}
 	fmt.Printf("\nwhere the time goes, summed over the counted rounds (each whole run, set-up included; per GB of record values):\n\n")
-	fmt.Printf("| run | wall s | clients (this process) CPU-s | kfake CPU-s | ambassador CPU-s | machine busy | clients' page faults | average produce request / fetch response |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| run | wall s | clients (this process) CPU-s | kfake CPU-s | ambassador CPU-s | machine busy | clients' page faults | kfake's page faults | average produce request / fetch response |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, phase := range []string{"produce", "consume"} {
 		for _, m := range []string{"direct", "ambassador", "one-broker"} {
 			if u := usage[phase+" "+m]; u != nil {
 				gb := u.bytes / 1e9
-				fmt.Printf("| %s %s | %.2f | %.2f | %.2f | %.2f | %.0f %% | %.0f | %.2f MB |\n", phase, m, u.wall/gb, u.self/gb, u.kfake/gb, u.amb/gb, 100*u.busy/u.wall/float64(runtime.NumCPU()), u.faults/gb, float64(u.msgBytes)/float64(max(u.msgs, 1))/1e6)
+				fmt.Printf("| %s %s | %.2f | %.2f | %.2f | %.2f | %.0f %% | %.0f | %.0f | %.2f MB |\n", phase, m, u.wall/gb, u.self/gb, u.kfake/gb, u.amb/gb, 100*u.busy/u.wall/float64(runtime.NumCPU()), u.faults/gb, u.kfakeFaults/gb, float64(u.msgBytes)/float64(max(u.msgs, 1))/1e6)
 			}
 		}
 	}
@@ -288,25 +288,29 @@ type cpuSnap struct {
 	at                     time.Time
 	self, kfake, amb, busy float64 // CPU seconds; busy: the whole machine's non-idle time
 	faults                 float64 // this process's minor page faults
+	kfakeFaults            float64 // kfake's process's
 }
 
 func snap(kfakePid, ambPid int) cpuSnap {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	kfake, kfakeFaults := procStat(kfakePid)
+	amb, _ := procStat(ambPid)
 	return cpuSnap{
-		faults: float64(ru.Minflt),
-		at:     time.Now(),
-		self:   time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
-		kfake:  procCPU(kfakePid),
-		amb:    procCPU(ambPid),
-		busy:   machineBusy(),
+		faults:      float64(ru.Minflt),
+		kfakeFaults: kfakeFaults,
+		at:          time.Now(),
+		self:        time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds(),
+		kfake:       kfake,
+		amb:         amb,
+		busy:        machineBusy(),
 	}
 }
 
 // cpuUse sums the CPU time of runs of one kind.
 type cpuUse struct {
-	wall, self, kfake, amb, busy, faults, bytes float64
-	msgs, msgBytes                              int64 // produce requests written or fetch responses read, and their bytes
+	wall, self, kfake, amb, busy, faults, kfakeFaults, bytes float64
+	msgs, msgBytes                                           int64 // produce requests written or fetch responses read, and their bytes
 }
 
 func (c *cpuUse) add(a, b cpuSnap, bytes float64) {
@@ -316,6 +320,7 @@ func (c *cpuUse) add(a, b cpuSnap, bytes float64) {
 	c.amb += b.amb - a.amb
 	c.busy += b.busy - a.busy
 	c.faults += b.faults - a.faults
+	c.kfakeFaults += b.kfakeFaults - a.kfakeFaults
 	c.bytes += bytes
 }
 
@@ -479,24 +484,26 @@ type ambassador struct {
 	stop func()
 }
 
-// procCPU returns the CPU seconds (user+system) process pid has used; 0
-// for pid 0 or when it cannot be read.
-func procCPU(pid int) float64 {
+// procStat returns the CPU seconds (user+system) process pid has used and
+// its minor page faults; zeros for pid 0 or when it cannot be read.
+func procStat(pid int) (cpu, minflt float64) {
 	if pid == 0 {
-		return 0
+		return 0, 0
 	}
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	// fields after the ")" that ends the command name: utime is the 12th, stime the 13th
+	// fields after the ")" that ends the command name: minflt is the 8th,
+	// utime the 12th, stime the 13th
 	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
+	m, _ := strconv.ParseFloat(f[7], 64)
 	u, _ := strconv.ParseFloat(f[11], 64)
 	s, _ := strconv.ParseFloat(f[12], 64)
-	return (u + s) / 100 // clock ticks (USER_HZ = 100 on Linux)
+	return (u + s) / 100, m // clock ticks (USER_HZ = 100 on Linux)
 }
 
 // startAmbassador runs the ambassador over brokers.
