@@ -21,7 +21,7 @@ var ErrNoNode = errors.New("cluster: no available node")
 // is down (and auto-eject is off) or its breaker is open.
 type UnavailableError struct {
 	Addr   string
-	Reason string // "down" or "circuit breaker open"
+	Reason string // "down" (with the node's last error) or "circuit breaker open"
 }
 
 func (e *UnavailableError) Error() string {
@@ -341,7 +341,11 @@ func (c *Cluster) PickKey(key []byte) (*Node, error) {
 	}
 	n := st.nodes[i]
 	if !n.health.Up() {
-		return n, &UnavailableError{Addr: n.spec.Addr, Reason: "down"}
+		reason := "down"
+		if err := n.health.LastError(); err != nil {
+			reason += ": " + err.Error() // why, for the client's error reply
+		}
+		return n, &UnavailableError{Addr: n.spec.Addr, Reason: reason}
 	}
 	if n.breaker.enabled && !n.breaker.admit(time.Now().UnixNano()) {
 		return n, &UnavailableError{Addr: n.spec.Addr, Reason: "circuit breaker open"}

@@ -481,8 +481,8 @@ func TestPickKeyDownNode(t *testing.T) {
 	f.down("b:1")
 	n, err := f.c.PickKey(kb)
 	var ue *cluster.UnavailableError
-	if !errors.As(err, &ue) || ue.Addr != "b:1" || ue.Reason != "down" {
-		t.Fatalf("PickKey of b's key with b down = %v, %v; want an UnavailableError naming b:1", n, err)
+	if !errors.As(err, &ue) || ue.Addr != "b:1" || ue.Reason != "down: connection refused" {
+		t.Fatalf("PickKey of b's key with b down = %v, %v; want an UnavailableError naming b:1, down with its last error", n, err)
 	}
 	if n == nil || n.Addr() != "b:1" {
 		t.Errorf("PickKey returned node %v with the error, want b:1", n)

@@ -3225,3 +3225,50 @@ func runServer(t testing.TB, srv *server.Server) (stop func()) {
 	}
 	return stop
 }
+
+// TestRedisClusterNodeRefused: a Redis Cluster node listed as a ring
+// backend would answer MOVED (or CLUSTERDOWN) for most keys, naming
+// backends the client cannot use; the ambassador refuses it instead with
+// an error that says why, on every command routed to it, and its health
+// probe marks it down, while the standalone node keeps serving.
+func TestRedisClusterNodeRefused(t *testing.T) {
+	standalone, err := harness.StartRedisNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clustered, err := harness.StartRedisNode("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+	if err != nil {
+		_ = standalone.Stop()
+		t.Fatal(err)
+	}
+	nodes := []*harness.RedisNode{standalone, clustered}
+	t.Cleanup(func() { _ = harness.CloseRedis(nodes) })
+	e := newRedisEnv(t, nodes, envOpts{})
+	ctx := context.Background()
+	for _, proto := range []int{2, 3} {
+		c := e.client(proto)
+		good, bad := e.keyOn(0, "ok"), e.keyOn(1, "refused")
+		if err := c.Set(ctx, good, "v", 0).Err(); err != nil {
+			t.Fatalf("RESP%d SET on the standalone node: %v", proto, err)
+		}
+		err := c.Set(ctx, bad, "v", 0).Err()
+		if err == nil || !strings.Contains(err.Error(), "Redis Cluster node") || !strings.Contains(err.Error(), clustered.Addr) {
+			t.Fatalf("RESP%d SET of a key on the cluster node: %v, want an error naming the node as a Redis Cluster node", proto, err)
+		}
+		if strings.Contains(err.Error(), "MOVED") || strings.Contains(err.Error(), "CLUSTERDOWN") {
+			t.Fatalf("RESP%d: the cluster node's own answer reached the client: %v", proto, err)
+		}
+		vals, err := c.MGet(ctx, good, bad).Result()
+		if err == nil || !strings.Contains(err.Error(), "Redis Cluster node") {
+			t.Fatalf("RESP%d MGET across both nodes: %v %v, want the refusal", proto, vals, err)
+		}
+		c.Close()
+	}
+	eventually(t, 5*time.Second, "the cluster node probed down with the reason", func() bool {
+		st := e.nodeStates()[clustered.Addr]
+		return st.State == "down" && strings.Contains(st.LastError, "Redis Cluster node")
+	})
+	if st := e.nodeStates()[standalone.Addr]; st.State != "up" {
+		t.Fatalf("standalone node %s: %+v, want up", standalone.Addr, st)
+	}
+}

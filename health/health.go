@@ -372,6 +372,13 @@ func (c *Checker) Snapshot() []Status {
 	return out
 }
 
+// LastError returns the last probe or traffic error, nil when there was none.
+func (t *Target) LastError() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastErr
+}
+
 // Status returns the node's status.
 func (t *Target) Status() Status {
 	t.mu.Lock()

@@ -30,6 +30,7 @@ type nodePool struct {
 	idle    []*backendConn    // dedicated connections to reuse
 	closed  bool
 	version string
+	warned  atomic.Bool // the cluster-node refusal was logged
 }
 
 func (p *nodePool) sharedConn(proto int, clientID uint64) *backendConn {
@@ -208,6 +209,9 @@ func (bc *backendConn) dial() {
 		err = bc.lastErr
 	}
 	if err != nil {
+		if errors.Is(err, errClusterNode) && bc.pool.warned.CompareAndSwap(false, true) {
+			bc.pool.f.log.Error("backend refused: it is a Redis Cluster node; its requests fail until it is replaced by a standalone node", "node", bc.pool.addr)
+		}
 		bc.lastErr = err
 		bc.backoff = min(max(bc.backoff*2, 50*time.Millisecond), 2*time.Second)
 		bc.retryAt = time.Now().Add(bc.backoff)
@@ -670,14 +674,27 @@ func (f *Frontend) handshake(conn net.Conn, proto int) (string, error) {
 	if err != nil {
 		return "", nil
 	}
+	version := ""
 	for i := 0; i+1 < len(elems); i += 2 {
-		if k, _ := resp.Bulk(elems[i]); string(k) == "version" {
-			v, _ := resp.Bulk(elems[i+1])
-			return string(v), nil
+		k, _ := resp.Bulk(elems[i])
+		v, _ := resp.Bulk(elems[i+1])
+		switch string(k) {
+		case "version":
+			version = string(v)
+		case "mode":
+			// A Redis Cluster node answers MOVED for the keys of other
+			// nodes' slots: on the ring, most keys would fail with a
+			// redirection naming a backend the client cannot use.
+			if string(v) == "cluster" {
+				return "", errClusterNode
+			}
 		}
 	}
-	return "", nil
+	return version, nil
 }
+
+// errClusterNode refuses a backend that is a Redis Cluster node.
+var errClusterNode = errors.New("is a Redis Cluster node (cluster-enabled yes); redis.nodes must be standalone nodes (Redis Cluster backends are not supported yet)")
 
 // roundTrip writes a command and reads one whole reply, for handshakes
 // and probes.

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -119,6 +120,15 @@ func Probe(c *config.Config) health.ProbeFunc {
 			msg := resp.ErrorText(reply)
 			// A loading or busy node answers but cannot serve.
 			return fmt.Errorf("PING: %s", msg)
+		}
+		// A Redis Cluster node answers, but not for the ring's keys (the
+		// client connections refuse it too: see errClusterNode).
+		reply, err = roundTrip(conn, resp.AppendCommandStrings(nil, "INFO", "cluster"))
+		if err != nil {
+			return err
+		}
+		if b, ok := resp.Bulk(reply); ok && bytes.Contains(b, []byte("cluster_enabled:1")) {
+			return fmt.Errorf("node %s", errClusterNode)
 		}
 		return nil
 	}
