@@ -2735,3 +2735,72 @@ func testCerts(t testing.TB) (string, *tls.Config) {
 	}
 	return caFile, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
 }
+
+// TestKafkaBatchedRequestNamesAGroupTwice: OffsetFetch v8+ and DeleteGroups
+// naming one group twice get an answer per entry, each its own, as the
+// group's coordinator gives directly (OffsetFetch: each entry's offsets
+// for its own topics; DeleteGroups: deleted, then GROUP_ID_NOT_FOUND).
+func TestKafkaBatchedRequestNamesAGroupTwice(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("twice-a", 1)
+	e.createTopic("twice-b", 1)
+	ctx := context.Background()
+	commit := func(group, topic string, at int64) {
+		t.Helper()
+		var offs kadm.Offsets
+		offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: at})
+		if err := kadm.NewClient(e.direct).CommitAllOffsets(ctx, group, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit("twice", "twice-a", 5)
+	commit("twice", "twice-b", 7)
+	entry := func(topic string) kmsg.OffsetFetchRequestGroup {
+		g := kmsg.NewOffsetFetchRequestGroup()
+		g.Group = "twice"
+		rt := kmsg.NewOffsetFetchRequestGroupTopic()
+		rt.Topic = topic
+		rt.Partitions = []int32{0}
+		g.Topics = []kmsg.OffsetFetchRequestGroupTopic{rt}
+		return g
+	}
+	freq := kmsg.NewPtrOffsetFetchRequest()
+	freq.Version = 8
+	freq.Groups = []kmsg.OffsetFetchRequestGroup{entry("twice-a"), entry("twice-b")}
+	show := func(r *kmsg.OffsetFetchResponse) string {
+		var b strings.Builder
+		for _, g := range r.Groups {
+			fmt.Fprintf(&b, "[%s %v", g.Group, kerr.ErrorForCode(g.ErrorCode))
+			for _, tp := range g.Topics {
+				for _, p := range tp.Partitions {
+					fmt.Fprintf(&b, " %s/%d@%d", tp.Topic, p.Partition, p.Offset)
+				}
+			}
+			b.WriteString("]")
+		}
+		return b.String()
+	}
+	coord := e.brokers[e.fake.CoordinatorFor("twice")]
+	direct := show(raw(t, coord, freq).(*kmsg.OffsetFetchResponse))
+	if want := "[twice <nil> twice-a/0@5][twice <nil> twice-b/0@7]"; direct != want {
+		t.Fatalf("the coordinator directly answers %s, want %s", direct, want)
+	}
+	if got := show(raw(t, e.addr, freq).(*kmsg.OffsetFetchResponse)); got != direct {
+		t.Errorf("OffsetFetch naming a group twice: ambassador %s, coordinator directly %s", got, direct)
+	}
+
+	dreq := kmsg.NewPtrDeleteGroupsRequest()
+	dreq.Version = 2
+	dreq.Groups = []string{"twice", "twice"}
+	dresp := raw(t, e.addr, dreq).(*kmsg.DeleteGroupsResponse)
+	var got []string
+	for _, g := range dresp.Groups {
+		got = append(got, fmt.Sprintf("%s %v", g.Group, kerr.ErrorForCode(g.ErrorCode)))
+	}
+	if len(got) != 2 || got[0] != "twice <nil>" || !strings.HasPrefix(got[1], "twice GROUP_ID_NOT_FOUND") {
+		t.Errorf("DeleteGroups naming a group twice: %q, want deleted, then GROUP_ID_NOT_FOUND (as the coordinator answers)", got)
+	}
+	if _, err := kadm.NewClient(e.direct).FetchOffsets(ctx, "twice"); !errors.Is(err, kerr.GroupIDNotFound) {
+		t.Errorf("after DeleteGroups the group's offsets: %v, want GROUP_ID_NOT_FOUND", err)
+	}
+}

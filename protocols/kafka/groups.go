@@ -91,7 +91,11 @@ func (c *clientConn) splitByCoordinator(r *request, typ int8, reqField, respFiel
 		resp.SetVersion(r.h.Version)
 		out := reflect.ValueOf(resp).Elem()
 		list := out.FieldByName(respField)
-		got := map[string]reflect.Value{}
+		// A key named twice (OffsetFetch of one group about two sets of
+		// topics) is answered twice, in order: each request entry takes
+		// the next answer for its key. A broker that collapses
+		// duplicates into one answer has it repeated.
+		got := map[string][]reflect.Value{}
 		var throttle int32
 		for _, p := range parts {
 			if p.err != nil {
@@ -105,7 +109,7 @@ func (c *clientConn) splitByCoordinator(r *request, typ int8, reqField, respFiel
 			for j := 0; j < pl.Len(); j++ {
 				it := pl.Index(j)
 				k := it.FieldByName(keyField).String()
-				got[k] = it
+				got[k] = append(got[k], it)
 				moved := false
 				eachField(it, "ErrorCode", func(f reflect.Value) { moved = moved || coordinatorMoved(int16(f.Int())) })
 				if moved {
@@ -114,8 +118,11 @@ func (c *clientConn) splitByCoordinator(r *request, typ int8, reqField, respFiel
 			}
 		}
 		for _, k := range keys {
-			if it, ok := got[k]; ok {
-				list.Set(reflect.Append(list, it))
+			if q := got[k]; len(q) > 0 {
+				list.Set(reflect.Append(list, q[0]))
+				if len(q) > 1 {
+					got[k] = q[1:]
+				}
 				continue
 			}
 			code := res[k].code
