@@ -2804,3 +2804,96 @@ func TestKafkaBatchedRequestNamesAGroupTwice(t *testing.T) {
 		t.Errorf("after DeleteGroups the group's offsets: %v, want GROUP_ID_NOT_FOUND", err)
 	}
 }
+
+// TestKafkaPartitionNamedTwice: ListOffsets, OffsetForLeaderEpoch and
+// DeleteRecords naming a partition twice get per entry what the
+// partition's leader answers to the same request directly (ListOffsets:
+// INVALID_REQUEST for both, as Kafka; OffsetForLeaderEpoch: each its own).
+func TestKafkaPartitionNamedTwice(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("dup-p", 1)
+	produceKgo(t, e.client(), "dup-p", makeRecs("dup-p", 4))
+	leader := e.brokers[e.fake.LeaderFor("dup-p", 0)]
+
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.Version = 4
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = "dup-p"
+	for _, ts := range []int64{-2, -1} { // earliest, then latest
+		p := kmsg.NewListOffsetsRequestTopicPartition()
+		p.Partition, p.Timestamp, p.CurrentLeaderEpoch = 0, ts, -1
+		lt.Partitions = append(lt.Partitions, p)
+	}
+	lo.Topics = []kmsg.ListOffsetsRequestTopic{lt}
+	showLO := func(r *kmsg.ListOffsetsResponse) string {
+		var b strings.Builder
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, "[%s/%d %v @%d]", t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode), p.Offset)
+			}
+		}
+		return b.String()
+	}
+	direct := showLO(raw(t, leader, lo).(*kmsg.ListOffsetsResponse))
+	if got := showLO(raw(t, e.addr, lo).(*kmsg.ListOffsetsResponse)); got != direct {
+		t.Errorf("ListOffsets naming a partition twice: ambassador %s, leader directly %s", got, direct)
+	}
+
+	// OffsetForLeaderEpoch answers each entry (here: a known epoch, then
+	// one the partition never had).
+	oe := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	oe.Version = 3
+	oe.ReplicaID = -1
+	ot := kmsg.NewOffsetForLeaderEpochRequestTopic()
+	ot.Topic = "dup-p"
+	for _, epoch := range []int32{0, 7} {
+		p := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		p.Partition, p.LeaderEpoch, p.CurrentLeaderEpoch = 0, epoch, -1
+		ot.Partitions = append(ot.Partitions, p)
+	}
+	oe.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{ot}
+	showOE := func(r *kmsg.OffsetForLeaderEpochResponse) string {
+		var b strings.Builder
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, "[%s/%d %v epoch %d end %d]", t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode), p.LeaderEpoch, p.EndOffset)
+			}
+		}
+		return b.String()
+	}
+	direct = showOE(raw(t, leader, oe).(*kmsg.OffsetForLeaderEpochResponse))
+	if got := showOE(raw(t, e.addr, oe).(*kmsg.OffsetForLeaderEpochResponse)); got != direct {
+		t.Errorf("OffsetForLeaderEpoch naming a partition twice: ambassador %s, leader directly %s", got, direct)
+	}
+
+	dr := kmsg.NewPtrDeleteRecordsRequest()
+	dr.Version = 1
+	dr.TimeoutMillis = 5000
+	dt := kmsg.NewDeleteRecordsRequestTopic()
+	dt.Topic = "dup-p"
+	for _, off := range []int64{1, 2} {
+		p := kmsg.NewDeleteRecordsRequestTopicPartition()
+		p.Partition, p.Offset = 0, off
+		dt.Partitions = append(dt.Partitions, p)
+	}
+	dr.Topics = []kmsg.DeleteRecordsRequestTopic{dt}
+	showDR := func(r *kmsg.DeleteRecordsResponse) string {
+		var b strings.Builder
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, "[%s/%d %v low %d]", t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode), p.LowWatermark)
+			}
+		}
+		return b.String()
+	}
+	// Deleting is not idempotent in what it answers: ask the leader first
+	// with offsets 1, 2, then the ambassador with the same request, which
+	// deletes nothing more. The leader (as Kafka's, which keeps the
+	// partitions in a map) answers a repeated partition once; the
+	// ambassador gives that answer to each entry the client sent.
+	_ = raw(t, leader, dr)
+	direct = showDR(raw(t, leader, dr).(*kmsg.DeleteRecordsResponse))
+	if got := showDR(raw(t, e.addr, dr).(*kmsg.DeleteRecordsResponse)); got != direct+direct {
+		t.Errorf("DeleteRecords naming a partition twice: ambassador %s, leader directly %s (once per entry wanted)", got, direct)
+	}
+}

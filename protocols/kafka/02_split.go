@@ -75,7 +75,9 @@ func (c *clientConn) splitByLeader(r *request) {
 			topic string
 			part  int32
 		}
-		got := map[key]reflect.Value{}
+		// A partition named twice is answered per entry, in order, as
+		// its leader answered each (one answer is repeated).
+		got := map[key][]reflect.Value{}
 		var throttle int32
 		stale := false
 		for _, p := range parts {
@@ -94,7 +96,8 @@ func (c *clientConn) splitByLeader(r *request) {
 				name := rt.FieldByName("Topic").String()
 				rps := rt.FieldByName("Partitions")
 				for j := 0; j < rps.Len(); j++ {
-					got[key{name, int32(rps.Index(j).FieldByName("Partition").Int())}] = rps.Index(j)
+					k := key{name, int32(rps.Index(j).FieldByName("Partition").Int())}
+					got[k] = append(got[k], rps.Index(j))
 				}
 			}
 		}
@@ -107,8 +110,11 @@ func (c *clientConn) splitByLeader(r *request) {
 			nps := nt.FieldByName("Partitions")
 			for _, rf := range rs {
 				if rf.code == 0 {
-					if v, ok := got[key{rf.topic, rf.part}]; ok {
-						nps.Set(reflect.Append(nps, v))
+					if q := got[key{rf.topic, rf.part}]; len(q) > 0 {
+						nps.Set(reflect.Append(nps, q[0]))
+						if len(q) > 1 {
+							got[key{rf.topic, rf.part}] = q[1:]
+						}
 						continue
 					}
 					rf.code = kerr.NotLeaderForPartition.Code
