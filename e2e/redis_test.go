@@ -3272,3 +3272,78 @@ func TestRedisClusterNodeRefused(t *testing.T) {
 		t.Fatalf("standalone node %s: %+v, want up", standalone.Addr, st)
 	}
 }
+
+// TestRedisPubSubOrderAndTransactions: a SUBSCRIBE pipelined after a slow
+// command is confirmed after that command's reply (the confirmation is
+// written by the subscription's relay, not the batch), and a PUBLISH
+// inside MULTI reaches the channel's subscribers (it runs on the
+// channel's node, as a PUBLISH outside MULTI).
+func TestRedisPubSubOrderAndTransactions(t *testing.T) {
+	e := newRedisEnv(t, harness.RedisNodes(t, 3), envOpts{})
+	ctx := ctxT(t, time.Minute)
+	for _, proto := range []int{2, 3} {
+		r := e.raw()
+		if proto == 3 {
+			r.do("HELLO", "3")
+		}
+		slow, ch := e.keyOn(0, "slow"), e.keyOn(1, "ch")
+		// a script busy for a while on node 0, then SUBSCRIBE of a
+		// channel of node 1, in one write
+		r.send(mbulk("EVAL", "local n=0 for i=1,3000000 do n=n+1 end return n", "1", slow) + mbulk("SUBSCRIBE", ch))
+		first, second := r.mustReply(), r.mustReply()
+		if first != ":3000000\r\n" || !strings.Contains(second, "subscribe") {
+			t.Errorf("RESP%d: EVAL then SUBSCRIBE in one write answered %q, then %q; want the EVAL's reply first", proto, first, second)
+		}
+	}
+
+	ch := e.keyOn(0, "txch")
+	sub := e.client(2)
+	ps := sub.Subscribe(ctx, ch)
+	if _, err := ps.ReceiveTimeout(ctx, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r := e.raw()
+	for i := range 3 { // any node would serve some by chance: several
+		r.send(mbulk("MULTI") + mbulk("PUBLISH", ch, fmt.Sprint("m", i)) + mbulk("EXEC"))
+		replies := []string{r.mustReply(), r.mustReply(), r.mustReply()}
+		if replies[2] != "*1\r\n:1\r\n" {
+			t.Errorf("MULTI, PUBLISH %s, EXEC: %q; want EXEC to say 1 receiver", ch, replies)
+		}
+		if msg, err := ps.ReceiveTimeout(ctx, 2*time.Second); err != nil {
+			t.Errorf("message %d published inside MULTI did not reach the subscriber: %v %v", i, msg, err)
+		}
+	}
+}
+
+// TestRedisHalfClosedClient: a client that sends its commands and
+// half-closes (shutdown(SHUT_WR), as `nc -N` does) gets its replies and
+// then the end of the stream, and the ambassador holds nothing after:
+// the FIN that arrives with the data must not be missed.
+func TestRedisHalfClosedClient(t *testing.T) {
+	e := newRedisEnv(t, harness.RedisNodes(t, 1), envOpts{})
+	open := func() float64 {
+		return metricValue(t, e.srv, "ambassador_frontend_connections", map[string]string{"frontend": "redis"})
+	}
+	for round := range 40 {
+		c, err := net.Dial("tcp", e.addr)
+		noErr(t, "dial", err)
+		cmds := mbulk("SET", "hc", "v")
+		if round%2 == 1 { // a pipeline, too
+			cmds += mbulk("GET", "hc") + mbulk("PING")
+		}
+		_, err = c.Write([]byte(cmds))
+		noErr(t, "write", err)
+		noErr(t, "half-close", c.(*net.TCPConn).CloseWrite())
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		c.Close()
+		want := "+OK\r\n"
+		if round%2 == 1 {
+			want += "$1\r\nv\r\n+PONG\r\n"
+		}
+		if err != nil || string(got) != want {
+			t.Fatalf("round %d: read %q then %v; want %q then the end of the stream", round, got, err, want)
+		}
+	}
+	eventually(t, 5*time.Second, "no client connection left", func() bool { return open() == 0 })
+}

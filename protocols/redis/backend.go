@@ -486,6 +486,7 @@ type replyReader struct {
 	r, w  int
 	local []*request // requests taken from bc.pending, in order
 	li    int
+	dr    drainReader
 }
 
 // process completes the requests of the whole replies buffered and makes
@@ -569,18 +570,21 @@ func (rd *replyReader) runPlain(conn net.Conn) error {
 // EAGAIN after a read that drained the socket (see client.serveRaw).
 func (rd *replyReader) runRaw(rc syscall.RawConn) error {
 	var rerr error
-	drained := false
+	drained, eof := false, false
 	err := rc.Read(func(fd uintptr) bool {
 		for {
 			if rerr = rd.process(); rerr != nil {
+				return true
+			}
+			if eof { // after the replies that came with it
+				rerr = io.EOF
 				return true
 			}
 			if drained {
 				drained = false
 				return false
 			}
-			space := rd.buf[rd.w:]
-			n, err := rawRead(fd, space)
+			n, dr, end, err := rd.dr.read(fd, rd.buf[rd.w:])
 			switch {
 			case err == syscall.EINTR:
 				continue
@@ -589,12 +593,9 @@ func (rd *replyReader) runRaw(rc syscall.RawConn) error {
 			case err != 0:
 				rerr = err
 				return true
-			case n == 0:
-				rerr = io.EOF
-				return true
 			}
 			rd.w += n
-			drained = n < len(space)
+			drained, eof = dr, end
 		}
 	})
 	if rerr != nil {

@@ -35,6 +35,7 @@ type client struct {
 	need   int // bytes the partial command at rbuf[r:] needs in all
 	parser resp.Parser
 	out    []byte
+	dr     drainReader
 
 	reqs        []*request // this batch's replies, in order
 	free        []*request
@@ -154,12 +155,16 @@ func (c *client) serve() (reason frontend.CloseReason) {
 // done=false when a batch must run outside (see serve).
 func (c *client) serveRaw(rc syscall.RawConn) (reason frontend.CloseReason, done bool) {
 	var rerr error
-	drained := false
+	drained, eof := false, false
 	err := rc.Read(func(fd uintptr) bool {
 		for {
 			var leave bool
 			reason, done, leave = c.parseAndRun(true)
 			if done || leave {
+				return true
+			}
+			if eof { // after what came with it
+				rerr = errEOF
 				return true
 			}
 			if drained {
@@ -169,7 +174,7 @@ func (c *client) serveRaw(rc syscall.RawConn) (reason frontend.CloseReason, done
 				return false // wait for readiness
 			}
 			buf := c.readBuf()
-			n, err := rawRead(fd, buf)
+			n, dr, end, err := c.dr.read(fd, buf)
 			switch {
 			case err == syscall.EINTR:
 				continue
@@ -180,13 +185,10 @@ func (c *client) serveRaw(rc syscall.RawConn) (reason frontend.CloseReason, done
 			case err != 0:
 				rerr = err
 				return true
-			case n == 0:
-				rerr = errEOF
-				return true
 			}
 			c.w += n
 			c.lastRead = c.w
-			drained = n < len(buf)
+			drained, eof = dr, end
 		}
 	})
 	if done {

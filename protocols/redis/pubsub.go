@@ -117,6 +117,12 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	if c.deferUnlessFirst(start) {
 		return
 	}
+	// The relays write the confirmations straight to the client: the
+	// replies of the batches in flight must be written first.
+	if !c.waitQueue(0, false) {
+		c.abandon()
+		return
+	}
 	if c.ps == nil {
 		c.ps = newPubsub(c)
 	}

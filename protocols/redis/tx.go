@@ -41,6 +41,9 @@ func (c *client) txQueue(rt *route, cmd resp.Command) {
 		err = &replyError{"ERR Command not allowed inside a transaction"}
 	case rt.txMode == txRefuse:
 		err = &replyError{"ERR " + rt.upper + " inside MULTI is not supported by the ambassador"}
+	case rt.txMode == txKeyed && (rt.name == "publish" || rt.name == "spublish") && len(cmd.Args) > 1:
+		// by channel, where its subscribers are (as hChannel)
+		pool, err = c.pickKey(cmd.Args[1])
 	case rt.txMode == txKeyed:
 		pool, err = c.keysNode(rt, cmd.Args)
 	}
