@@ -2897,3 +2897,103 @@ func TestKafkaPartitionNamedTwice(t *testing.T) {
 		t.Errorf("DeleteRecords naming a partition twice: ambassador %s, leader directly %s (once per entry wanted)", got, direct)
 	}
 }
+
+// TestKafkaHungBrokerHoldsOnlyItsPartitions: one broker that takes
+// produce and fetch requests and does not answer must not hold the
+// partitions of the healthy brokers. A split produce answers the healthy
+// leaders' partitions and gives the hung one's REQUEST_TIMED_OUT before
+// the request's own timeout; a fetch is answered at its MaxWait (plus a
+// short grace) with what the healthy brokers brought.
+func TestKafkaHungBrokerHoldsOnlyItsPartitions(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("hang", 6)
+	topic := "hang"
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
+	raw(t, e.addr, mreq) // as a client does first
+	var hung int32 = -1
+	for p := int32(0); p < 6 && hung < 0; p++ {
+		hung = e.fake.LeaderFor("hang", p)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	var holding atomic.Bool
+	hold := func(kmsg.Request) (kmsg.Response, error, bool) {
+		e.fake.KeepControl()
+		if holding.Load() && e.fake.CurrentNode() == hung {
+			e.fake.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	}
+	e.fake.ControlKey(0, hold)
+	e.fake.ControlKey(1, hold)
+	holding.Store(true)
+
+	// produce: one request over the six partitions, 3 s timeout
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version, pr.Acks, pr.TimeoutMillis = 7, -1, 3000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = "hang"
+	for p := int32(0); p < 6; p++ {
+		pp := kmsg.NewProduceRequestTopicPartition()
+		pp.Partition = p
+		pp.Records = oneBatch()
+		pt.Partitions = append(pt.Partitions, pp)
+	}
+	pr.Topics = []kmsg.ProduceRequestTopic{pt}
+	start := time.Now()
+	presp := raw(t, e.addr, pr).(*kmsg.ProduceResponse)
+	took := time.Since(start)
+	if took > 3*time.Second {
+		t.Errorf("split produce with one hung leader answered after %v, past its 3 s timeout", took)
+	}
+	for _, rp := range presp.Topics[0].Partitions {
+		onHung := e.fake.LeaderFor("hang", rp.Partition) == hung
+		switch {
+		case onHung && rp.ErrorCode != kerr.RequestTimedOut.Code:
+			t.Errorf("partition %d on the hung broker: %v, want REQUEST_TIMED_OUT", rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
+		case !onHung && rp.ErrorCode != 0:
+			t.Errorf("partition %d on a healthy broker: %v, want stored", rp.Partition, kerr.ErrorForCode(rp.ErrorCode))
+		}
+	}
+
+	// fetch, MaxWait 500 ms: the healthy partitions at their end (an
+	// empty long poll), the hung broker's from the start
+	offsets := map[int32]int64{}
+	for p := int32(0); p < 6; p++ {
+		if e.fake.LeaderFor("hang", p) != hung {
+			offsets[p] = 1
+		}
+	}
+	for i := range 2 { // the second adopts the hung part the first left
+		start = time.Now()
+		fresp := raw(t, e.addr, fetchRequest("hang", 500, offsets)).(*kmsg.FetchResponse)
+		took = time.Since(start)
+		if took > 3*time.Second {
+			t.Errorf("fetch %d with MaxWait 500 ms and one hung broker answered after %v", i, took)
+		}
+		for _, ft := range fresp.Topics {
+			for _, fp := range ft.Partitions {
+				if fp.ErrorCode != 0 {
+					t.Errorf("fetch %d: partition %d: %v", i, fp.Partition, kerr.ErrorForCode(fp.ErrorCode))
+				}
+			}
+		}
+	}
+	// and data still flows from the healthy brokers meanwhile
+	for p := range offsets {
+		offsets[p] = 0
+	}
+	fresp := raw(t, e.addr, fetchRequest("hang", 500, offsets)).(*kmsg.FetchResponse)
+	got := 0
+	for _, ft := range fresp.Topics {
+		for _, fp := range ft.Partitions {
+			if len(fp.RecordBatches) > 0 {
+				got++
+			}
+		}
+	}
+	if got == 0 {
+		t.Errorf("a fetch from the start of the healthy partitions got no records")
+	}
+}

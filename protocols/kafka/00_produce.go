@@ -3,6 +3,7 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"time"
 )
 
 // staleCode reports whether a partition error means the routing is out
@@ -77,8 +78,14 @@ func (c *clientConn) handleProduce(r *request) {
 		}
 		c.send(first, laneMain, r.h.ClientID, req, r.hold, func(resp kmsg.Response, err error) {
 			if err != nil {
+				// The broker's connection failed, maybe after the batches
+				// were appended: REQUEST_TIMED_OUT says so (retriable,
+				// outcome unknown), where NOT_LEADER_OR_FOLLOWER would
+				// also make a client wait for metadata that, through
+				// the ambassador, never changes.
 				c.f.m.errorf(0, "backend")
-				r.respond(produceErrors(req, kerr.NotLeaderForPartition.Code))
+				c.f.be.triggerRefresh()
+				r.respond(produceErrors(req, kerr.RequestTimedOut.Code))
 				return
 			}
 			pr := resp.(*kmsg.ProduceResponse)
@@ -126,7 +133,11 @@ func (c *clientConn) handleProduce(r *request) {
 		r.noResponse()
 		return
 	}
-	c.scatter(r, laneMain, parts, func(parts []*part) { c.mergeProduce(r, req, codes, parts) })
+	// A broker that hangs must not hold the other leaders' partitions
+	// past what the client waits: they are answered a little before the
+	// request's own timeout (which clients such as Java's use as theirs).
+	within := max(time.Duration(req.TimeoutMillis)*time.Millisecond*9/10, time.Second)
+	c.scatterWithin(r, laneMain, parts, within, func(parts []*part) { c.mergeProduce(r, req, codes, parts) })
 }
 
 // refuseDuplicates marks every entry of a partition named more than once
@@ -191,8 +202,9 @@ func refuseDuplicates(req *kmsg.ProduceRequest, codes []int16, byID bool) bool {
 // mergeProduce answers a split produce request from its parts' answers,
 // in request order; codes holds, per partition in request order, the
 // routing error (0 when it was sent). A partition sent whose answer is
-// missing (its leader's connection failed) gets NOT_LEADER_OR_FOLLOWER,
-// which the client retries.
+// missing (its leader's connection failed, or it did not answer in time)
+// gets REQUEST_TIMED_OUT, which the client retries knowing the batch may
+// have been appended.
 func (c *clientConn) mergeProduce(r *request, req *kmsg.ProduceRequest, codes []int16, parts []*part) {
 	n := len(codes)
 	got := make(map[tpKey]*kmsg.ProduceResponseTopicPartition, n)
@@ -228,7 +240,7 @@ func (c *clientConn) mergeProduce(r *request, req *kmsg.ProduceRequest, codes []
 					rt.Partitions = append(rt.Partitions, *p)
 					continue
 				}
-				code = kerr.NotLeaderForPartition.Code // its leader's connection failed
+				code = kerr.RequestTimedOut.Code // its leader's connection failed or hung
 			}
 			rt.Partitions = append(rt.Partitions, produceErrorPartition(t.Partitions[j].Partition, code))
 		}

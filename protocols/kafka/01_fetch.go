@@ -30,6 +30,12 @@ import (
 // stashTTL bounds how long data of a detached part is kept.
 const stashTTL = 10 * time.Second
 
+// fetchGrace is how long past its MaxWait a fetch waits for parts that
+// have not answered (a broker that hangs): it is then answered with what
+// the others brought, as a broker answers at MaxWait, and the late part's
+// data goes to the stash for the next fetch.
+const fetchGrace = time.Second
+
 // fetchItem is one partition of a part: its topic and the request
 // partition (offset, epochs, max bytes).
 type fetchItem struct {
@@ -79,6 +85,7 @@ type fetchOp struct {
 	throttle  int32
 	endpoints bool
 	bufs      []*rbuf // frames the records in got are in, one reference each
+	timer     *time.Timer
 }
 
 // add records a partition's answer; buf is the frame its records are in,
@@ -216,6 +223,9 @@ func (c *clientConn) handleFetch(r *request) {
 		op.done = true
 		finish = append(finish, op)
 		fs.detach(op)
+	} else {
+		wait := time.Duration(req.MaxWaitMillis)*time.Millisecond + fetchGrace - time.Since(r.start)
+		op.timer = time.AfterFunc(wait, func() { c.fetchTimedOut(op) })
 	}
 	fs.mu.Unlock()
 
@@ -404,12 +414,18 @@ func (c *clientConn) fetchDone(clientID *string, part *fetchPart, resp kmsg.Resp
 	var fr *kmsg.FetchResponse
 	stale := false
 	code := int16(0)
-	if err == nil {
+	failed := err != nil
+	if !failed {
 		fr = resp.(*kmsg.FetchResponse)
 		code = fr.ErrorCode // a whole-request error: every partition gets it
 	} else {
+		// The broker's connection failed: its partitions are left out of
+		// the fetch, which its timer answers at MaxWait (as an empty long
+		// poll), while the routing is refreshed. An error would make the
+		// client wait for metadata that, through the ambassador, never
+		// changes; answering at once would have it fetch again at once.
 		stale = true
-		code = kerr.NotLeaderForPartition.Code
+		fr = part.req.ResponseKind().(*kmsg.FetchResponse)
 	}
 	if code != 0 {
 		fr = part.req.ResponseKind().(*kmsg.FetchResponse)
@@ -478,12 +494,12 @@ func (c *clientConn) fetchDone(clientID *string, part *fetchPart, resp kmsg.Resp
 	// A fetch that adopted this part and wants more of its broker than the
 	// part asked for (extra), and is not yet satisfied, waits on for the
 	// part that asks for it, within what is left of its MaxWait.
-	carry := live && len(part.extra) > 0 && (op.bytes == 0 || op.bytes < int(op.req.MinBytes)) &&
+	carry := live && !failed && len(part.extra) > 0 && (op.bytes == 0 || op.bytes < int(op.req.MinBytes)) &&
 		fs.lanes[part.broker] == nil && c.ctx.Err() == nil
 	if live {
 		op.throttle = max(op.throttle, fr.ThrottleMillis)
 		op.endpoints = op.endpoints || len(fr.Brokers) > 0
-		if !carry {
+		if !carry && !failed {
 			op.waiting--
 			if op.ready() {
 				op.done = true
@@ -504,6 +520,9 @@ func (c *clientConn) fetchDone(clientID *string, part *fetchPart, resp kmsg.Resp
 	}
 	if !delivered || !readAhead {
 		ahead = nil
+	}
+	if failed {
+		extra = nil // no new part to a broker whose connection just failed
 	}
 	if items := mergeItems(ahead, extra, byID); len(items) > 0 && fs.lanes[part.broker] == nil && c.ctx.Err() == nil {
 		tmpl := part.req
@@ -535,6 +554,9 @@ func (c *clientConn) fetchDone(clientID *string, part *fetchPart, resp kmsg.Resp
 // within the client's MaxBytes (beyond it a partition comes back without
 // records, as a broker does), with broker ids rewritten.
 func (c *clientConn) finishFetch(op *fetchOp) {
+	if op.timer != nil {
+		op.timer.Stop()
+	}
 	req := op.req
 	byID := req.Version >= 13
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
@@ -579,6 +601,22 @@ func (c *clientConn) finishFetch(op *fetchOp) {
 
 // finishFetches answers every fetch still waiting, with what it has
 // (shutdown).
+// fetchTimedOut answers a fetch still waiting past its MaxWait and grace
+// with what it has: its parts still out are detached.
+func (c *clientConn) fetchTimedOut(op *fetchOp) {
+	fs := &c.fetch
+	fs.mu.Lock()
+	if op.done {
+		fs.mu.Unlock()
+		return
+	}
+	op.done = true
+	fs.detach(op)
+	fs.mu.Unlock()
+	c.log.Debug("fetch answered without a broker's part, past its MaxWait", "max_wait_ms", op.req.MaxWaitMillis)
+	c.finishFetch(op)
+}
+
 func (c *clientConn) finishFetches() {
 	fs := &c.fetch
 	var ops []*fetchOp

@@ -663,19 +663,69 @@ type part struct {
 // scatter sends every part and calls merge once all have answered (or
 // failed), on the goroutine of the last one.
 func (c *clientConn) scatter(r *request, ln lane, parts []*part, merge func([]*part)) {
+	c.scatterWithin(r, ln, parts, 0, merge)
+}
+
+// errPartTimedOut is the error of a part not answered within its
+// scatter's limit.
+var errPartTimedOut = errors.New("kafka: broker did not answer in time")
+
+// scatterWithin is scatter with a limit (0: none): parts not answered
+// within it get errPartTimedOut and merge runs with the others' answers,
+// so that one broker that hangs does not hold the partitions of the
+// healthy ones (their answers would wait for the hung one's connection
+// deadline, past the client's own request timeout). A late answer is
+// dropped.
+func (c *clientConn) scatterWithin(r *request, ln lane, parts []*part, within time.Duration, merge func([]*part)) {
 	if len(parts) == 0 {
 		merge(parts)
 		return
 	}
-	var left atomic.Int32
-	left.Store(int32(len(parts)))
-	for _, p := range parts {
+	var mu sync.Mutex
+	left, done := len(parts), false
+	answered := make([]bool, len(parts))
+	var timer *time.Timer
+	if within > 0 {
+		timer = time.AfterFunc(within, func() {
+			mu.Lock()
+			if done {
+				mu.Unlock()
+				return
+			}
+			done = true
+			for i, p := range parts {
+				if !answered[i] {
+					p.err = errPartTimedOut
+				}
+			}
+			mu.Unlock()
+			c.f.m.errorf(r.h.Key, "backend")
+			c.log.Warn("a broker did not answer its part of a split request in time; answering the others", "api", apiName(r.h.Key), "within", within)
+			merge(parts)
+		})
+	}
+	for i, p := range parts {
 		c.send(p.broker, ln, r.h.ClientID, p.req, r.hold, func(resp kmsg.Response, err error) {
+			mu.Lock()
+			if done {
+				mu.Unlock()
+				return
+			}
 			p.resp, p.err = resp, err
+			answered[i] = true
+			left--
+			last := left == 0
+			if last {
+				done = true
+			}
+			mu.Unlock()
 			if err != nil {
 				c.f.m.errorf(r.h.Key, "backend")
 			}
-			if left.Add(-1) == 0 {
+			if last {
+				if timer != nil {
+					timer.Stop()
+				}
 				merge(parts)
 			}
 		})
