@@ -3347,3 +3347,61 @@ func TestRedisHalfClosedClient(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "no client connection left", func() bool { return open() == 0 })
 }
+
+// TestRedisProtocolSwitchAndPatternWhileDown: after HELLO or RESET change
+// the protocol, blocking commands and subscriptions answer in the new one
+// (the client's own node connections of the old one are not reused); and
+// PSUBSCRIBE while a node is down is refused, since the messages of that
+// node's channels would never reach the pattern once it is back.
+func TestRedisProtocolSwitchAndPatternWhileDown(t *testing.T) {
+	nodes := harness.RedisNodes(t, 3)
+	e := newRedisEnv(t, nodes, envOpts{})
+	ctx := ctxT(t, time.Minute)
+	k := e.keyOn(0, "blk")
+
+	r := e.raw()
+	r.do("HELLO", "3")
+	if got := r.do("BLPOP", k, "0.1"); got != "_\r\n" {
+		t.Errorf("RESP3 BLPOP timing out: %q, want a RESP3 null", got)
+	}
+	if got := r.do("RESET"); got != "+RESET\r\n" {
+		t.Fatalf("RESET: %q", got)
+	}
+	if got := r.do("BLPOP", k, "0.1"); got != "*-1\r\n" {
+		t.Errorf("BLPOP timing out after RESET: %q, want the RESP2 null array", got)
+	}
+	r.do("HELLO", "3")
+	r.do("BLPOP", k, "0.1")
+	r.do("HELLO", "2")
+	if got := r.do("BLPOP", k, "0.1"); got != "*-1\r\n" {
+		t.Errorf("BLPOP timing out after HELLO 3, BLPOP, HELLO 2: %q, want the RESP2 null array", got)
+	}
+
+	ch := e.keyOn(0, "rch")
+	s := e.raw()
+	s.send(mbulk("SUBSCRIBE", ch))
+	s.mustReply()
+	s.send(mbulk("UNSUBSCRIBE", ch))
+	s.mustReply()
+	if hello := s.do("HELLO", "3"); !strings.HasPrefix(hello, "%") {
+		t.Fatalf("HELLO 3: %q", hello)
+	}
+	s.send(mbulk("SUBSCRIBE", ch))
+	if conf := s.mustReply(); !strings.HasPrefix(conf, ">3\r\n") {
+		t.Errorf("SUBSCRIBE confirmation after HELLO 3: %q, want a push", conf)
+	}
+	if n, err := e.client(2).Publish(ctx, ch, "m1").Result(); err != nil || n != 1 {
+		t.Fatalf("PUBLISH: %d %v", n, err)
+	}
+	if msg := s.mustReply(); !strings.HasPrefix(msg, ">3\r\n") {
+		t.Errorf("message to a subscriber that switched to RESP3: %q, want a push", msg)
+	}
+
+	noErr(t, "stop", nodes[2].Stop())
+	eventually(t, 10*time.Second, "node marked down", func() bool { return e.nodeStates()[e.addrs[2]].State == "down" })
+	p := e.raw()
+	p.send(mbulk("PSUBSCRIBE", "news.*"))
+	if got := p.mustReply(); !strings.HasPrefix(got, "-ERR node "+e.addrs[2]) {
+		t.Errorf("PSUBSCRIBE with a node down: %q, want an error naming the node", got)
+	}
+}

@@ -55,7 +55,12 @@ func (c *client) setBlockTimeout(block time.Duration) {
 // commands, kept for the client's life.
 func (c *client) blocker(pool *nodePool) *backendConn {
 	if bc, ok := c.blockers[pool]; ok {
-		return bc
+		if bc.proto == c.proto {
+			return bc
+		}
+		// dialled before HELLO or RESET changed the protocol: its
+		// replies would reach the client in the old one
+		pool.release(bc)
 	}
 	if c.blockers == nil {
 		c.blockers = map[*nodePool]*backendConn{}

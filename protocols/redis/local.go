@@ -188,6 +188,13 @@ func hHello(c *client, _ *route, cmd resp.Command, start int) {
 	}
 	if proto != c.proto {
 		c.barrier, c.sync = true, true
+		// Subscription connections left from earlier subscriptions
+		// speak the old protocol (their messages would reach the client
+		// in it): new ones are dialled on the next SUBSCRIBE.
+		if c.ps != nil {
+			c.ps.close()
+			c.ps = nil
+		}
 	}
 	c.proto = proto
 	r := c.addReq()

@@ -149,7 +149,11 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		}
 		for _, n := range c.f.cl.Nodes() {
 			if !n.Up() {
-				continue
+				// Messages published on its channels once it is back
+				// would never reach the pattern: refused, as the other
+				// commands that need every node.
+				c.localError("ERR node " + n.Addr() + " is unavailable (down): PSUBSCRIBE needs every node")
+				return
 			}
 			parts = append(parts, part{pool: c.f.poolOf(n), names: uniq})
 		}
