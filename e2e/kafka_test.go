@@ -2997,3 +2997,90 @@ func TestKafkaHungBrokerHoldsOnlyItsPartitions(t *testing.T) {
 		t.Errorf("a fetch from the start of the healthy partitions got no records")
 	}
 }
+
+// cutListener wraps kfake's listeners: while armed, a connection that
+// sends a request of key is closed before the broker reads it (a broker
+// that drops connections right after a request), and each cut is counted.
+type cutListener struct {
+	key   int16
+	armed atomic.Bool
+	cuts  atomic.Int32
+}
+
+func (l *cutListener) listen(network, addr string) (net.Listener, error) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &cutLn{Listener: ln, l: l}, nil
+}
+
+type cutLn struct {
+	net.Listener
+	l *cutListener
+}
+
+func (ln *cutLn) Accept() (net.Conn, error) {
+	c, err := ln.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &cutConn{Conn: c, l: ln.l}, nil
+}
+
+type cutConn struct {
+	net.Conn
+	l   *cutListener
+	buf []byte
+}
+
+func (c *cutConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if !c.l.armed.Load() {
+		c.buf = nil
+		return n, err
+	}
+	c.buf = append(c.buf, p[:n]...)
+	for len(c.buf) >= 6 {
+		size := int(binary.BigEndian.Uint32(c.buf))
+		if int16(binary.BigEndian.Uint16(c.buf[4:])) == c.l.key {
+			c.l.cuts.Add(1)
+			c.Conn.Close()
+			return 0, io.EOF
+		}
+		if len(c.buf) < 4+size {
+			break
+		}
+		c.buf = c.buf[4+size:]
+	}
+	return n, err
+}
+
+// TestKafkaFailingBrokerBacksOff: a broker that drops every connection
+// right after an InitProducerId request gets the producer's retries at a
+// pace, not in a loop: the ambassador answers its repeated failures with
+// a growing delay (directly the client backs off reconnecting).
+func TestKafkaFailingBrokerBacksOff(t *testing.T) {
+	cl := &cutListener{key: int16(kmsg.InitProducerID)}
+	e := newKafkaEnv(t, kfake.ListenFn(cl.listen))
+	e.createTopic("storm", 3)
+	cl.armed.Store(true)
+	p := e.client(kgo.DefaultProduceTopic("storm"))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr()
+	cancel()
+	p.Close()
+	cuts := cl.cuts.Load()
+	t.Logf("3 s of a broker dropping InitProducerId: %d requests cut; produce: %v", cuts, err)
+	if cuts > 40 {
+		t.Errorf("the producer's InitProducerId reached the failing broker %d times in 3 s; want retries at a pace", cuts)
+	}
+	// and once the broker behaves, the producer goes on
+	cl.armed.Store(false)
+	ctx, cancel = context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	p2 := e.client(kgo.DefaultProduceTopic("storm"))
+	if err := p2.ProduceSync(ctx, &kgo.Record{Value: []byte("y")}).FirstErr(); err != nil {
+		t.Errorf("produce once the broker answers again: %v", err)
+	}
+}

@@ -130,6 +130,10 @@ type clientConn struct {
 	bconns  map[bkey]*brokerConn
 	bclosed bool      // closeBackends ran: no more dials
 	bsnap   *snapshot // the snapshot bconns were last checked against
+	// fails counts the failed requests per broker since its last answer
+	// (under bmu); failing is its length, read without the lock.
+	fails   map[int32]int
+	failing atomic.Int32
 
 	fetch fetchState
 	wg    sync.WaitGroup // request goroutines (metadata, coordinator look-ups)
@@ -617,6 +621,9 @@ const lingerMax = 5 * time.Second
 // send forwards req to broker id and calls cb with the response or error;
 // hold is the buffer req's record batches are in, if any.
 func (c *clientConn) send(id int32, ln lane, clientID *string, req kmsg.Request, hold *rbuf, cb func(kmsg.Response, error)) {
+	if cb != nil {
+		cb = c.backoffErrors(id, cb)
+	}
 	bc, err := c.backendConn(id, ln)
 	if err != nil {
 		if cb != nil {
@@ -628,6 +635,50 @@ func (c *clientConn) send(id int32, ln lane, clientID *string, req kmsg.Request,
 		km.parts.Inc()
 	}
 	bc.send(clientID, req, hold, cb)
+}
+
+// backoffErrors delays the failures of a broker that keeps failing: the
+// error answers the ambassador makes for a failed connection are
+// retriable and instant, and a client retrying at once would meet the
+// same failure in a loop (a broker that drops every connection right
+// after a request: thousands of retries a second, a dial each). The first
+// failure is answered at once, the next ones after 50 ms doubling up to
+// 1 s, until the broker answers again; as directly, where the client
+// backs off reconnecting.
+func (c *clientConn) backoffErrors(id int32, cb func(kmsg.Response, error)) func(kmsg.Response, error) {
+	return func(resp kmsg.Response, err error) {
+		if err == nil {
+			if c.failing.Load() > 0 {
+				c.bmu.Lock()
+				if _, ok := c.fails[id]; ok {
+					delete(c.fails, id)
+					c.failing.Add(-1)
+				}
+				c.bmu.Unlock()
+			}
+			cb(resp, nil)
+			return
+		}
+		if errors.Is(err, ErrBrokerClosed) || c.ctx.Err() != nil {
+			cb(nil, err)
+			return
+		}
+		c.bmu.Lock()
+		if c.fails == nil {
+			c.fails = map[int32]int{}
+		}
+		n, ok := c.fails[id]
+		if !ok {
+			c.failing.Add(1)
+		}
+		c.fails[id] = n + 1
+		c.bmu.Unlock()
+		if n == 0 {
+			cb(nil, err)
+			return
+		}
+		time.AfterFunc(min(50*time.Millisecond<<min(n-1, 5), time.Second), func() { cb(nil, err) })
+	}
 }
 
 // forward sends the client's request unchanged to one broker and answers
