@@ -3405,3 +3405,50 @@ func TestRedisProtocolSwitchAndPatternWhileDown(t *testing.T) {
 		t.Errorf("PSUBSCRIBE with a node down: %q, want an error naming the node", got)
 	}
 }
+
+// TestRedisSlowReaderStallsNoOne: a client that pipelines reads of a
+// large value and does not read the replies must not hold the other
+// clients of the same node: the node's shared reader never waits on one
+// client's full socket. The slow client still gets every reply, in order,
+// once it reads.
+func TestRedisSlowReaderStallsNoOne(t *testing.T) {
+	e := newRedisEnv(t, harness.RedisNodes(t, 1), envOpts{})
+	ctx := ctxT(t, time.Minute)
+	setup := e.client(2)
+	value := strings.Repeat("x", 1<<20)
+	noErr(t, "SET big", setup.Set(ctx, "big", value, 0).Err())
+	noErr(t, "SET other", setup.Set(ctx, "other", "v", 0).Err())
+
+	slow, err := net.Dial("tcp", e.addr)
+	noErr(t, "dial", err)
+	defer slow.Close()
+	const gets = 30 // 30 MB of replies, far more than the sockets hold
+	go func() { _, _ = slow.Write([]byte(strings.Repeat(mbulk("GET", "big"), gets))) }()
+	time.Sleep(500 * time.Millisecond)
+
+	c := e.client(2, func(o *redis.Options) { o.ReadTimeout = 30 * time.Second })
+	var worst time.Duration
+	for i := range 20 {
+		start := time.Now()
+		if err := c.Get(ctx, "other").Err(); err != nil {
+			t.Fatalf("GET %d of another client: %v", i, err)
+		}
+		worst = max(worst, time.Since(start))
+		time.Sleep(20 * time.Millisecond)
+	}
+	// (the first GET may wait for the node's 30 MB of replies on the
+	// shared connection ahead of it, not for the slow client to read)
+	if worst > 2*time.Second {
+		t.Errorf("a client not reading its replies held another client of the same node: worst GET %v", worst)
+	}
+
+	// the slow client reads now: every reply, whole and in order
+	_ = slow.SetReadDeadline(time.Now().Add(30 * time.Second))
+	want := fmt.Sprintf("$%d\r\n%s\r\n", len(value), value)
+	buf := make([]byte, len(want))
+	for i := range gets {
+		if _, err := io.ReadFull(slow, buf); err != nil || string(buf) != want {
+			t.Fatalf("slow client's reply %d: %v (%d bytes, want the value)", i, err, len(buf))
+		}
+	}
+}

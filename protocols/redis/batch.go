@@ -80,6 +80,18 @@ func (c *client) batchDone(b *batch) {
 		return
 	}
 	c.writing = true
+	c.writeQueued(false)
+}
+
+// writeQueued writes the complete batches at the head of the queue; it is
+// called with qmu held and the writing role taken, and gives both up. The
+// goroutine that completed a batch is usually a node connection's reader,
+// shared by many clients: it must not wait on one client's full socket
+// (a client that does not read its replies would stall every client of
+// the node). So unless mayBlock, what the socket does not take at once is
+// left to a goroutine of the client's own (drainOut), which takes the
+// writing role on.
+func (c *client) writeQueued(mayBlock bool) {
 	for c.qhead != nil && c.qhead.done {
 		h := c.qhead
 		c.qhead = h.next
@@ -88,7 +100,10 @@ func (c *client) batchDone(b *batch) {
 		}
 		more := c.qhead != nil && c.qhead.done
 		c.qmu.Unlock()
-		c.writeBatch(h, !more)
+		if !c.writeBatch(h, !more, mayBlock) {
+			c.f.goBackground(func() { c.drainOut(h) })
+			return
+		}
 		c.qmu.Lock()
 		c.inflight--
 		c.batchFree = append(c.batchFree, h)
@@ -104,11 +119,26 @@ func (c *client) batchDone(b *batch) {
 	}
 }
 
-// writeBatch merges and writes a batch's replies (flush: write now; else
-// the next complete batch's replies join them in one write), then resets
-// its request objects into its spare list. Only the goroutine holding the
-// writing role runs it.
-func (c *client) writeBatch(b *batch, flush bool) {
+// drainOut finishes writing h's replies, which the client's socket did
+// not take at once, then writes the batches complete meanwhile; it holds
+// the writing role (and wmu, for the rest of h's write) meanwhile. h
+// counts as in flight until written, so a client's QUIT or a SUBSCRIBE
+// waiting for the queue waits for it.
+func (c *client) drainOut(h *batch) {
+	c.flushOut(true)
+	c.qmu.Lock()
+	c.inflight--
+	c.batchFree = append(c.batchFree, h)
+	c.writeQueued(true)
+}
+
+// writeBatch merges a batch's replies (flush: and writes them; else the
+// next complete batch's replies join them in one write), then resets its
+// request objects into its spare list. Only the goroutine holding the
+// writing role runs it. It reports false when the socket did not take
+// everything without waiting (only when !mayBlock): the rest stays in
+// c.out, with wmu held, for drainOut.
+func (c *client) writeBatch(b *batch, flush, mayBlock bool) bool {
 	if c.out == nil {
 		c.outBox = outBufPool.Get().(*[]byte)
 		c.out = (*c.outBox)[:0]
@@ -120,28 +150,10 @@ func (c *client) writeBatch(b *batch, flush bool) {
 			c.out = append(c.out, r.reply...)
 		}
 	}
+	written := true
 	if flush && len(c.out) > 0 {
 		c.wmu.Lock()
-		now := time.Now()
-		_ = c.conn.SetWriteDeadline(now.Add(c.f.writeTimeout()))
-		err := c.rawOut.write(c.out)
-		c.wmu.Unlock()
-		c.lastOut.Store(now.UnixNano())
-		if err != nil && c.writeErr.Load() == nil {
-			c.writeErr.Store(&err)
-		}
-		if cap(c.out) > 16<<10 {
-			c.out = nil
-		} else {
-			// Back to the pool: idle clients hold no write buffer.
-			box := c.outBox
-			if box == nil {
-				box = new([]byte)
-			}
-			*box = c.out[:0]
-			c.out, c.outBox = nil, nil
-			outBufPool.Put(box)
-		}
+		written = c.flushOut(mayBlock)
 	}
 	d := time.Since(b.start)
 	for _, r := range b.reqs {
@@ -163,4 +175,45 @@ func (c *client) writeBatch(b *batch, flush bool) {
 	b.reqs = b.reqs[:0]
 	clear(b.hidden)
 	b.hidden = b.hidden[:0]
+	return written
+}
+
+// flushOut writes c.out from c.outSent on, with wmu held. Unless block,
+// it writes what the socket takes at once and, when that is not all,
+// reports false keeping wmu held (no Pub/Sub message may land inside a
+// reply). Otherwise it releases wmu and the buffer.
+func (c *client) flushOut(block bool) bool {
+	now := time.Now()
+	_ = c.conn.SetWriteDeadline(now.Add(c.f.writeTimeout()))
+	var err error
+	if block {
+		err = c.rawOut.write(c.out[c.outSent:])
+		c.outSent = len(c.out)
+	} else {
+		var n int
+		n, err = c.rawOut.writeSome(c.out[c.outSent:])
+		c.outSent += n
+		if err == nil && c.outSent < len(c.out) {
+			return false
+		}
+	}
+	c.wmu.Unlock()
+	c.outSent = 0
+	c.lastOut.Store(now.UnixNano())
+	if err != nil && c.writeErr.Load() == nil {
+		c.writeErr.Store(&err)
+	}
+	if cap(c.out) > 16<<10 {
+		c.out = nil
+	} else {
+		// Back to the pool: idle clients hold no write buffer.
+		box := c.outBox
+		if box == nil {
+			box = new([]byte)
+		}
+		*box = c.out[:0]
+		c.out, c.outBox = nil, nil
+		outBufPool.Put(box)
+	}
+	return true
 }

@@ -70,6 +70,7 @@ type client struct {
 	lastRead     int         // bytes in rbuf after the last read
 	rbufBox      *[]byte     // the pool's box of rbuf, reused to put it back
 	rawOut       rawWriter   // writes replies with raw syscalls
+	outSent      int         // bytes of out written (a write handed to drainOut)
 	outBox       *[]byte     // likewise for out
 
 	proto  int

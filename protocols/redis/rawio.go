@@ -42,6 +42,38 @@ func newRawWriter(conn net.Conn) rawWriter {
 	return w
 }
 
+// writeSome writes what the socket takes now, without waiting for
+// writability, and returns how much it took (all of p, or an error, when
+// the connection is not raw: its write may block).
+func (w rawWriter) writeSome(p []byte) (int, error) {
+	if w.rc == nil {
+		_, err := w.conn.Write(p)
+		return len(p), err
+	}
+	written := 0
+	var werr error
+	err := w.rc.Write(func(fd uintptr) bool {
+		for written < len(p) {
+			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[written])), uintptr(len(p)-written))
+			switch e {
+			case 0:
+				written += int(n)
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return true // full: the caller hands the rest on
+			default:
+				werr = e
+				return true
+			}
+		}
+		return true
+	})
+	if werr != nil {
+		return written, werr
+	}
+	return written, err
+}
+
 func (w rawWriter) write(p []byte) error {
 	if w.rc == nil {
 		_, err := w.conn.Write(p)
