@@ -3084,3 +3084,76 @@ func TestKafkaFailingBrokerBacksOff(t *testing.T) {
 		t.Errorf("produce once the broker answers again: %v", err)
 	}
 }
+
+// TestKafkaVersionsNarrowedClientsAskAgain: a client that asked
+// ApiVersions before the ambassador knew the brokers' versions (no broker
+// reachable at start), or before the cluster came back older on the same
+// addresses, was offered versions the brokers lack. It must recover
+// without a restart: when it uses one, its connection is closed and it
+// asks again (answering UNSUPPORTED_VERSION would fail it for good).
+func TestKafkaVersionsNarrowedClientsAskAgain(t *testing.T) {
+	ports, err := harness.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for _, p := range ports {
+		addrs = append(addrs, "127.0.0.1:"+strconv.Itoa(p))
+	}
+	e := &kafkaEnv{t: t, brokers: addrs}
+	e.startAmbassador(nil)
+	if e.srv.Readyz().Ready {
+		t.Fatal("ready without any backend")
+	}
+	early := e.client(kgo.DefaultProduceTopic("early"), kgo.AllowAutoTopicCreation())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = early.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr() // it asks ApiVersions meanwhile
+	cancel()
+
+	dir := t.TempDir() // the clusters that replace each other keep the topics (and their ids)
+	start := func(opts ...kfake.Opt) *kfake.Cluster {
+		kc, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(3), kfake.Ports(ports...), kfake.AllowAutoTopicCreation(), kfake.DataDir(dir)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kc
+	}
+	produce := func(what string, cl *kgo.Client) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(what)}).FirstErr(); err != nil {
+			t.Fatalf("%s: produce: %v", what, err)
+		}
+	}
+
+	// the cluster appears, at older versions than the ambassador handles
+	kc := start(kfake.MaxVersions(kversionCapped()))
+	e.eventually(20*time.Second, "ready once the cluster is up", func() bool { return e.srv.Readyz().Ready })
+	produce("client that asked before any broker answered", early)
+
+	// the cluster is replaced on the same addresses by a newer one, then by
+	// the older one again (a rollback); a client connected to the newer
+	// one recovers
+	kc.Close()
+	e.eventually(20*time.Second, "not ready", func() bool { return !e.srv.Readyz().Ready })
+	kc = start()
+	e.eventually(20*time.Second, "ready again", func() bool { return e.srv.Readyz().Ready })
+	newer := e.client(kgo.DefaultProduceTopic("newer"), kgo.AllowAutoTopicCreation())
+	e.eventually(20*time.Second, "the newer versions offered", func() bool {
+		av := raw(t, e.addr, kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
+		for _, k := range av.ApiKeys {
+			if mx, _ := kversionCapped().LookupMaxKeyVersion(k.ApiKey); k.ApiKey == 0 && k.MaxVersion > mx {
+				return true
+			}
+		}
+		return false
+	})
+	produce("client on the newer cluster", newer)
+	kc.Close()
+	e.eventually(20*time.Second, "not ready", func() bool { return !e.srv.Readyz().Ready })
+	kc = start(kfake.MaxVersions(kversionCapped()))
+	defer kc.Close()
+	e.eventually(20*time.Second, "ready again", func() bool { return e.srv.Readyz().Ready })
+	produce("client after the rollback", newer)
+}

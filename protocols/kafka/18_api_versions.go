@@ -97,6 +97,11 @@ func intersect(per []*kmsg.ApiVersionsResponse) *versionTable {
 // advertised returns the version range of key that the ambassador offers:
 // what it handles and, once known, what every backend broker supports.
 func (f *Frontend) advertised(key int16) (lo, hi int16, ok bool) {
+	return advertisedIn(f.be.versions.Load(), key)
+}
+
+// advertisedIn is advertised with the brokers' table t (nil: not known).
+func advertisedIn(t *versionTable, key int16) (lo, hi int16, ok bool) {
 	hi, ok = handledMax[key]
 	if !ok {
 		return 0, 0, false
@@ -104,7 +109,7 @@ func (f *Frontend) advertised(key int16) (lo, hi int16, ok bool) {
 	if key == 18 { // answered here
 		return 0, hi, true
 	}
-	if t := f.be.versions.Load(); t != nil {
+	if t != nil {
 		if int(key) >= maxKey || t.max[key] < 0 {
 			return 0, 0, false
 		}
@@ -152,8 +157,10 @@ func (c *clientConn) handleApiVersions(r *request) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	t := c.f.be.versions.Load() // one table for the whole answer
+	c.told.Store(&toldVersions{t: t})
 	for _, k := range keys {
-		lo, hi, ok := c.f.advertised(k)
+		lo, hi, ok := advertisedIn(t, k)
 		if !ok {
 			continue
 		}
@@ -161,10 +168,27 @@ func (c *clientConn) handleApiVersions(r *request) {
 		ak.ApiKey, ak.MinVersion, ak.MaxVersion = k, lo, hi
 		resp.ApiKeys = append(resp.ApiKeys, ak)
 	}
-	if t := c.f.be.versions.Load(); t != nil && t.features != nil {
+	if t != nil && t.features != nil {
 		resp.SupportedFeatures = t.features.SupportedFeatures
 		resp.FinalizedFeatures = t.features.FinalizedFeatures
 		resp.FinalizedFeaturesEpoch = t.features.FinalizedFeaturesEpoch
 	}
 	r.respond(resp)
+}
+
+// toldVersions is the brokers' table a client's ApiVersions answer was
+// built from (t nil: none was known yet, the ambassador's own ranges).
+type toldVersions struct{ t *versionTable }
+
+// toldOK reports whether the client was offered version v of key: then a
+// v the brokers no longer support means the table narrowed since (the
+// first table came after the client asked, or the brokers were replaced
+// by older ones), and the client must ask again.
+func (c *clientConn) toldOK(key, v int16) bool {
+	told := c.told.Load()
+	if told == nil {
+		return false
+	}
+	lo, hi, ok := advertisedIn(told.t, key)
+	return ok && v >= lo && v <= hi
 }

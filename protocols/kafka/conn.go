@@ -134,6 +134,7 @@ type clientConn struct {
 	// (under bmu); failing is its length, read without the lock.
 	fails   map[int32]int
 	failing atomic.Int32
+	told    atomic.Pointer[toldVersions] // what the client's last ApiVersions offered
 
 	fetch fetchState
 	wg    sync.WaitGroup // request goroutines (metadata, coordinator look-ups)
@@ -477,6 +478,17 @@ func (c *clientConn) dispatch(frame []byte, hold *rbuf) (frontend.CloseReason, b
 			c.log.Warn("cannot parse request; closing the connection", "api", apiName(h.Key), "version", h.Version, "error", err)
 			c.f.m.errorf(h.Key, "protocol")
 			return frontend.ReasonProtocolError, false
+		}
+	}
+	if h.Key != 18 {
+		if lo, hi, ok := c.f.advertised(h.Key); (!ok || h.Version < lo || h.Version > hi) && c.toldOK(h.Key, h.Version) {
+			// Answering UNSUPPORTED_VERSION to a version we offered
+			// would fail the client for good: it keeps the ranges of
+			// its connection. Closed, it reconnects and asks again.
+			<-c.sem
+			c.log.Warn("the backend brokers do not support a version this client was offered; closing the connection so that it asks again", "api", apiName(h.Key), "version", h.Version, "min", lo, "max", hi)
+			c.f.m.errorf(h.Key, "unsupported")
+			return frontend.ReasonBackendError, false
 		}
 	}
 	r := &request{c: c, h: h, req: req, slot: c.out.push(), start: time.Now(), km: km}

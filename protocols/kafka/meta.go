@@ -130,6 +130,11 @@ type backend struct {
 
 	verMu      sync.Mutex
 	brokerVers map[string]*kmsg.ApiVersionsResponse // by broker address
+	versAt     map[string]time.Time                 // when each was asked
+	// reask: a metadata refresh failed (the cluster may have been
+	// replaced, by another version, on the same addresses): every
+	// broker's versions are asked again at the next success.
+	reask atomic.Bool
 
 	coordMu sync.RWMutex
 	coords  map[coordKey]*coordEntry
@@ -144,6 +149,7 @@ func newBackend(f *Frontend) *backend {
 		f:          f,
 		log:        f.log.With("component", "kafka-backend"),
 		brokerVers: map[string]*kmsg.ApiVersionsResponse{},
+		versAt:     map[string]time.Time{},
 		coords:     map[coordKey]*coordEntry{},
 		kick:       make(chan struct{}, 1),
 	}
@@ -207,6 +213,7 @@ func (b *backend) run(ctx context.Context) {
 		}
 		if err != nil {
 			b.lastErr.Store(&err)
+			b.reask.Store(true)
 		} else {
 			b.lastErr.Store(nil)
 		}
@@ -390,17 +397,31 @@ func (b *backend) node(addr string) *cluster.Node {
 	return nil
 }
 
-// refreshVersions asks every broker whose versions are unknown for them,
-// then recomputes the intersection.
+// versionsMaxAge bounds how long a broker's versions are trusted: a
+// broker restarted at another version (a rolling upgrade or rollback)
+// is asked again within it.
+const versionsMaxAge = 5 * time.Minute
+
+// refreshVersions asks every broker whose versions are unknown, or asked
+// long ago, or before the broker or a metadata refresh last failed, for
+// them, then recomputes the intersection.
 func (b *backend) refreshVersions(ctx context.Context) {
 	s := b.snap.Load()
+	all := b.reask.Swap(false)
 	var wg sync.WaitGroup
 	for _, id := range s.ids {
 		br := s.brokers[id]
 		b.verMu.Lock()
 		_, known := b.brokerVers[br.addr]
+		at := b.versAt[br.addr]
 		b.verMu.Unlock()
-		if known {
+		// A broker that failed since it was asked may have been
+		// restarted at another version.
+		fresh := time.Since(at) < versionsMaxAge
+		if n := b.node(br.addr); n != nil && n.Health().Status().LastErrorAt.After(at) {
+			fresh = false
+		}
+		if known && fresh && !all {
 			continue
 		}
 		wg.Go(func() {
@@ -412,10 +433,12 @@ func (b *backend) refreshVersions(ctx context.Context) {
 			}
 			if err != nil {
 				b.log.Warn("ApiVersions failed", "node", br.addr, "error", err)
+				b.reask.Store(all) // asked again at the next refresh
 				return
 			}
 			b.verMu.Lock()
 			b.brokerVers[br.addr] = resp
+			b.versAt[br.addr] = time.Now()
 			b.verMu.Unlock()
 		})
 	}
@@ -431,6 +454,7 @@ func (b *backend) refreshVersions(ctx context.Context) {
 	for addr := range b.brokerVers {
 		if _, ok := s.byAddr[addr]; !ok {
 			delete(b.brokerVers, addr)
+			delete(b.versAt, addr)
 		}
 	}
 	b.verMu.Unlock()
