@@ -3452,3 +3452,28 @@ func TestRedisSlowReaderStallsNoOne(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisHelpAndSelectInMulti: OBJECT HELP (keyless, unlike the other
+// OBJECT subcommands) is answered by a node, and SELECT 0 inside MULTI is
+// queued and run as Redis does, while another database is refused there
+// too.
+func TestRedisHelpAndSelectInMulti(t *testing.T) {
+	e := newRedisEnv(t, harness.RedisNodes(t, 2), envOpts{})
+	r := e.raw()
+	for _, sub := range [][]string{{"OBJECT", "HELP"}, {"XINFO", "HELP"}, {"XGROUP", "HELP"}} {
+		if got := r.do(sub...); !strings.HasPrefix(got, "*") {
+			t.Errorf("%s: %q, want the node's help array", strings.Join(sub, " "), got)
+		}
+	}
+	k := e.keyOn(0, "sel")
+	r.send(mbulk("MULTI") + mbulk("SELECT", "0") + mbulk("SET", k, "v") + mbulk("EXEC"))
+	got := []string{r.mustReply(), r.mustReply(), r.mustReply(), r.mustReply()}
+	if want := []string{"+OK\r\n", "+QUEUED\r\n", "+QUEUED\r\n", "*2\r\n+OK\r\n+OK\r\n"}; !slices.Equal(got, want) {
+		t.Errorf("MULTI, SELECT 0, SET, EXEC: %q, want %q", got, want)
+	}
+	r.send(mbulk("MULTI") + mbulk("SELECT", "1") + mbulk("EXEC"))
+	got = []string{r.mustReply(), r.mustReply(), r.mustReply()}
+	if !strings.HasPrefix(got[1], "-ERR") || !strings.HasPrefix(got[2], "-EXECABORT") {
+		t.Errorf("MULTI, SELECT 1, EXEC: %q, want the SELECT refused and EXECABORT", got)
+	}
+}

@@ -91,6 +91,7 @@ var routeTable = map[string]handler{
 	"pubsub|channels": hPubsubChannels, "pubsub|shardchannels": hPubsubChannels,
 	"pubsub|numsub": hPubsubNumsub, "pubsub|shardnumsub": hPubsubNumsub,
 	"pubsub|numpat": hAny, "pubsub|help": hAny,
+	"object|help": hAny, "xinfo|help": hAny, "xgroup|help": hAny,
 
 	"wait": hWait,
 }
@@ -106,8 +107,7 @@ var unsupportedCommands = map[string]bool{
 	"client|kill": true, "client|pause": true, "client|unpause": true,
 	"client|tracking": true, "client|caching": true, "client|getredir": true,
 	"client|trackinginfo": true, "client|list": true, "client|unblock": true,
-	"client|reply": true, "client|no-evict": false, "config|rewrite": true,
-	"object|help": false,
+	"client|reply": true, "config|rewrite": true,
 }
 
 // Commands newer than the server the table was generated from, answered
@@ -160,7 +160,7 @@ func newRoute(name string, spec *commands.Command) *route {
 		rt.txMode = txRefuse
 	case keyed || name == "publish" || name == "spublish":
 		rt.txMode = txKeyed
-	case name == "ping" || name == "echo" || name == "time" || name == "lastsave" || name == "config|get" || name == "lolwut":
+	case name == "ping" || name == "echo" || name == "time" || name == "lastsave" || name == "config|get" || name == "lolwut" || name == "select":
 		rt.txMode = txAny
 	default:
 		rt.txMode = txRefuse

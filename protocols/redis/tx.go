@@ -41,6 +41,10 @@ func (c *client) txQueue(rt *route, cmd resp.Command) {
 		err = &replyError{"ERR Command not allowed inside a transaction"}
 	case rt.txMode == txRefuse:
 		err = &replyError{"ERR " + rt.upper + " inside MULTI is not supported by the ambassador"}
+	case rt.name == "select" && string(cmd.Args[1]) != "0":
+		// SELECT 0 runs on the node (a no-op there); another database
+		// would switch the node's connection
+		err = &replyError{"ERR the ambassador serves database 0 only"}
 	case rt.txMode == txKeyed && (rt.name == "publish" || rt.name == "spublish") && len(cmd.Args) > 1:
 		// by channel, where its subscribers are (as hChannel)
 		pool, err = c.pickKey(cmd.Args[1])
