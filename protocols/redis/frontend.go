@@ -208,7 +208,31 @@ func (f *Frontend) handle(ctx context.Context, conn net.Conn) frontend.CloseReas
 	c := f.newClient(ctx, conn)
 	f.metrics.clients.Inc()
 	defer f.metrics.clients.Dec()
-	return c.serve()
+	reason := c.serve()
+	if reason == frontend.ReasonProtocolError {
+		lingerClose(conn)
+	}
+	return reason
+}
+
+// lingerClose ends a connection closed for a protocol error without a
+// reset: closing a socket with unread data sends an RST, which makes the
+// client's kernel drop the error reply before the client reads it (a
+// client still sending a large bad request). It stops writing (the reply
+// is out) and discards what the client still sends, for up to a second.
+func lingerClose(conn net.Conn) {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	_ = tc.CloseWrite()
+	_ = tc.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 32<<10)
+	for {
+		if _, err := tc.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // backendVersion is the Redis version the nodes report.
