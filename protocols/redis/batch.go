@@ -200,8 +200,11 @@ func (c *client) flushOut(block bool) bool {
 	c.wmu.Unlock()
 	c.outSent = 0
 	c.lastOut.Store(now.UnixNano())
-	if err != nil && c.writeErr.Load() == nil {
-		c.writeErr.Store(&err)
+	if err != nil && c.writeErr.CompareAndSwap(nil, &err) {
+		// The client is gone (or reads nothing): its reader may be
+		// waiting for a readiness that never comes (a reset that came
+		// right after its last command); closing wakes it.
+		c.closeAsync()
 	}
 	if cap(c.out) > 16<<10 {
 		c.out = nil
