@@ -3157,3 +3157,47 @@ func TestKafkaVersionsNarrowedClientsAskAgain(t *testing.T) {
 	e.eventually(20*time.Second, "ready again", func() bool { return e.srv.Readyz().Ready })
 	produce("client after the rollback", newer)
 }
+
+// TestKafkaShutdownAnswersFetchOfFailedBroker: a fetch whose broker
+// connections failed waits out its MaxWait, but shutdown answers it at
+// once, as any fetch waiting.
+func TestKafkaShutdownAnswersFetchOfFailedBroker(t *testing.T) {
+	cl := &cutListener{key: int16(kmsg.Fetch)}
+	e := newKafkaEnvWith(t, map[string]string{"SHUTDOWN_TIMEOUT": "30s"}, kfake.ListenFn(cl.listen))
+	e.createTopic("cutf", 3)
+	topic := "cutf"
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.Topics = []kmsg.MetadataRequestTopic{{Topic: &topic}}
+	raw(t, e.addr, mreq)
+	cl.armed.Store(true)
+
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	id := "raw"
+	if _, err := c.Write(wire.AppendRequest(nil, 7, &id, fetchRequest("cutf", 10000, map[int32]int64{0: 0, 1: 0, 2: 0}))); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan time.Time, 1)
+	go func() {
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err := wire.ReadFrame(bufio.NewReader(c), 1<<30, nil)
+		if err == nil {
+			answered <- time.Now()
+		}
+		close(answered)
+	}()
+	e.eventually(5*time.Second, "the fetch's broker connections cut", func() bool { return cl.cuts.Load() > 0 })
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	e.stop()
+	at, ok := <-answered
+	if !ok {
+		t.Fatalf("the fetch was not answered before the connection closed (shutdown took %v)", time.Since(start))
+	}
+	if d := at.Sub(start); d > 3*time.Second {
+		t.Errorf("shutdown answered the fetch after %v; want at once, not at its 10 s MaxWait", d)
+	}
+}

@@ -56,11 +56,13 @@ type fetchState struct {
 	mu    sync.Mutex
 	lanes map[int32]*fetchPart // the outstanding part per broker
 	stash map[tpKey]stashed
+	live  map[*fetchOp]struct{} // fetches waiting (their timer armed)
 }
 
 func (fs *fetchState) init() {
 	fs.lanes = map[int32]*fetchPart{}
 	fs.stash = map[tpKey]stashed{}
+	fs.live = map[*fetchOp]struct{}{}
 }
 
 type fetchPart struct {
@@ -226,6 +228,7 @@ func (c *clientConn) handleFetch(r *request) {
 	} else {
 		wait := time.Duration(req.MaxWaitMillis)*time.Millisecond + fetchGrace - time.Since(r.start)
 		op.timer = time.AfterFunc(wait, func() { c.fetchTimedOut(op) })
+		fs.live[op] = struct{}{}
 	}
 	fs.mu.Unlock()
 
@@ -347,6 +350,7 @@ func mergeItems(a, b []fetchItem, byID bool) []fetchItem {
 
 // detach unhooks the outstanding parts from a finished fetch.
 func (fs *fetchState) detach(op *fetchOp) {
+	delete(fs.live, op)
 	for _, p := range fs.lanes {
 		if p.op == op {
 			p.op = nil
@@ -599,8 +603,6 @@ func (c *clientConn) finishFetch(op *fetchOp) {
 	op.r.respondRelease(resp, op.bufs)
 }
 
-// finishFetches answers every fetch still waiting, with what it has
-// (shutdown).
 // fetchTimedOut answers a fetch still waiting past its MaxWait and grace
 // with what it has: its parts still out are detached.
 func (c *clientConn) fetchTimedOut(op *fetchOp) {
@@ -617,16 +619,22 @@ func (c *clientConn) fetchTimedOut(op *fetchOp) {
 	c.finishFetch(op)
 }
 
+// finishFetches answers every fetch still waiting, with what it has
+// (shutdown, and the end of the connection, which stops their timers and
+// releases their frames), also one whose parts all failed and that only
+// its timer would answer.
 func (c *clientConn) finishFetches() {
 	fs := &c.fetch
 	var ops []*fetchOp
 	fs.mu.Lock()
-	for _, p := range fs.lanes {
-		if op := p.op; op != nil && !op.done {
+	for op := range fs.live {
+		if !op.done {
 			op.done = true
-			fs.detach(op)
 			ops = append(ops, op)
 		}
+	}
+	for _, op := range ops {
+		fs.detach(op)
 	}
 	fs.mu.Unlock()
 	for _, op := range ops {

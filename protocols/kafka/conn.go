@@ -315,6 +315,7 @@ func (f *Frontend) serveConn(ctx context.Context, conn net.Conn) frontend.CloseR
 	wg.Wait()
 	c.wg.Wait()
 	c.bwg.Wait()
+	c.finishFetches() // stops their timers, releases their frames
 	if r := c.reason.Load(); r >= 0 {
 		reason = frontend.CloseReason(r)
 	}
