@@ -115,6 +115,7 @@ func TestFrontendConcurrentLoad(t *testing.T) {
 
 	var stop atomic.Bool
 	var killed atomic.Bool
+	var gen atomic.Int32 // changes as the victim is killed and restarted
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var problems []string
@@ -148,7 +149,15 @@ func TestFrontendConcurrentLoad(t *testing.T) {
 					steps = append(steps, step{p.Set(ctx, k, v, 0), k, "OK"}, step{p.Get(ctx, k), k, v})
 				}
 				steps = append(steps, step{p.MGet(ctx, fmt.Sprintf("load:%d:0", w), fmt.Sprintf("load:%d:1", w)), "", ""})
+				g0 := gen.Load()
 				_, _ = p.Exec(ctx)
+				// the victim's keys may read nil when the victim was killed
+				// or restarted during the pipeline (a SET acknowledged by the
+				// old process, the GET answered by the new, empty one), or
+				// when their SET failed because it was down and the GET found
+				// the restarted node up
+				straddled := gen.Load() != g0
+				unset := map[string]bool{}
 				for _, s := range steps {
 					if s.key == "" {
 						continue
@@ -162,6 +171,12 @@ func TestFrontendConcurrentLoad(t *testing.T) {
 						got, err = c.Result()
 					}
 					if acceptable(s.key, err) {
+						if _, isSet := s.cmd.(*goredis.StatusCmd); isSet {
+							unset[s.key] = true
+						}
+						continue
+					}
+					if (unset[s.key] || straddled && fe.ring.PickString(s.key) == victim) && errors.Is(err, goredis.Nil) {
 						continue
 					}
 					if err != nil || got != s.want {
@@ -250,13 +265,16 @@ func TestFrontendConcurrentLoad(t *testing.T) {
 
 	time.Sleep(700 * time.Millisecond)
 	killed.Store(true)
+	gen.Add(1)
 	if err := nodes[victim].Kill(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(700 * time.Millisecond)
+	gen.Add(1)
 	if err := nodes[victim].Restart(); err != nil {
 		t.Fatal(err)
 	}
+	gen.Add(1)
 	time.Sleep(700 * time.Millisecond)
 	stop.Store(true)
 	done := make(chan struct{})
