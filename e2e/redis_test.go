@@ -865,6 +865,13 @@ func testKeyspace(t *testing.T, e *redisEnv, ctx context.Context) {
 		t.Errorf("SCAN TYPE list: %v, %v", keys, err)
 	}
 	wantErr(t, "SCAN with a bad cursor", c.Do(ctx, "SCAN", "abc").Err(), "ERR invalid cursor")
+	wantErr(t, "SCAN with a bad cursor", c.Do(ctx, "SCAN", " 5").Err(), "ERR invalid cursor")
+	// cursors with a sign, read as Redis reads them (strtoull)
+	for _, cur := range []string{"+0", "-0", "-1"} {
+		if err := c.Do(ctx, "SCAN", cur, "MATCH", "ks:*").Err(); err != nil {
+			t.Errorf("SCAN %s: %v (Redis accepts it)", cur, err)
+		}
+	}
 
 	// DBSIZE: the sum
 	if got, err := c.DBSize(ctx).Result(); err != nil || got != n+1 {

@@ -282,8 +282,8 @@ func hScriptExists(c *client, _ *route, cmd resp.Command, start int) {
 // hScan runs SCAN over every node in turn. The cursor the client sees is
 // nodeCursor*N + nodeIndex, so a full scan visits each node once.
 func hScan(c *client, _ *route, cmd resp.Command, _ int) {
-	cursor, err := strconv.ParseUint(string(cmd.Args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := parseCursor(cmd.Args[1])
+	if !ok {
 		c.localError("ERR invalid cursor")
 		return
 	}
@@ -322,6 +322,27 @@ func hScan(c *client, _ *route, cmd resp.Command, _ int) {
 	sub := c.newReq()
 	r.subs = append(r.subs, sub)
 	c.forwardBytes(c.f.poolOf(n).sharedConn(c.proto, c.id), sub, c.encode(args))
+}
+
+// parseCursor reads a SCAN cursor as Redis does (strtoull): an optional
+// sign, then decimal digits; a minus wraps around ("-1" is 2^64-1).
+func parseCursor(b []byte) (uint64, bool) {
+	neg := false
+	if len(b) > 1 && (b[0] == '+' || b[0] == '-') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	if len(b) == 0 || b[0] < '0' || b[0] > '9' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 func mergeScan(c *client, r *request) {
