@@ -3150,12 +3150,74 @@ func TestKafkaVersionsNarrowedClientsAskAgain(t *testing.T) {
 		return false
 	})
 	produce("client on the newer cluster", newer)
+	// a raw client told the newer versions
+	rc, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	av := rawOn(t, rc, kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse)
+	var told int16 = -1
+	for _, k := range av.ApiKeys {
+		if k.ApiKey == 0 {
+			told = k.MaxVersion
+		}
+	}
+	if mx, _ := kversionCapped().LookupMaxKeyVersion(0); told <= mx {
+		t.Fatalf("produce v%d offered; want above the older cluster's v%d", told, mx)
+	}
 	kc.Close()
 	e.eventually(20*time.Second, "not ready", func() bool { return !e.srv.Readyz().Ready })
 	kc = start(kfake.MaxVersions(kversionCapped()))
 	defer kc.Close()
 	e.eventually(20*time.Second, "ready again", func() bool { return e.srv.Readyz().Ready })
 	produce("client after the rollback", newer)
+
+	// The raw client pipelines a request both clusters take, a produce at
+	// the version it was told, and a CreateTopics: the first is answered,
+	// then the connection closes, and the CreateTopics was never read.
+	id := "e2e-narrowed"
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 4
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version = told
+	pr.Acks = -1
+	pr.TimeoutMillis = 5000
+	ct := kmsg.NewPtrCreateTopicsRequest()
+	ct.Version = 4
+	ct.TimeoutMillis = 5000
+	ctt := kmsg.NewCreateTopicsRequestTopic()
+	ctt.Topic = "after-close"
+	ctt.NumPartitions = 1
+	ctt.ReplicationFactor = 1
+	ct.Topics = append(ct.Topics, ctt)
+	frames := wire.AppendRequest(nil, 1, &id, md)
+	frames = wire.AppendRequest(frames, 2, &id, pr)
+	frames = wire.AppendRequest(frames, 3, &id, ct)
+	if _, err := rc.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	_ = rc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(rc)
+	frame, err := wire.ReadFrame(br, 1<<20, nil)
+	if err != nil {
+		t.Fatalf("the Metadata before the produce got no answer: %v", err)
+	}
+	if corr, _ := wire.ResponseCorrelation(frame); corr != 1 {
+		t.Fatalf("answer with correlation id %d, want 1", corr)
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("after a produce at a version the brokers no longer support: %v, want the connection closed", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	tn := "after-close"
+	mreq := kmsg.NewPtrMetadataRequest()
+	mreq.Topics = []kmsg.MetadataRequestTopic{{Topic: &tn}}
+	mreq.Version = 4 // v0-v3 create it
+	mreq.AllowAutoTopicCreation = false
+	if m := raw(t, e.addr, mreq).(*kmsg.MetadataResponse); len(m.Topics) != 1 || m.Topics[0].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Errorf("the CreateTopics after the closing request was acted on: %+v", m.Topics)
+	}
 }
 
 // TestKafkaShutdownAnswersFetchOfFailedBroker: a fetch whose broker

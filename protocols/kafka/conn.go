@@ -135,6 +135,7 @@ type clientConn struct {
 	fails   map[int32]int
 	failing atomic.Int32
 	told    atomic.Pointer[toldVersions] // what the client's last ApiVersions offered
+	closing atomic.Bool                  // a slotClose was queued: nothing more is read
 
 	fetch fetchState
 	wg    sync.WaitGroup // request goroutines (metadata, coordinator look-ups)
@@ -235,6 +236,7 @@ func (r *request) noResponse() {
 // way the client learns of it).
 func (r *request) closeAfter(why string) {
 	r.c.log.Warn(why + "; closing the connection so that the client notices, as a broker does")
+	r.c.closing.Store(true)
 	if r.c.out.complete(r.slot, nil, nil, slotClose) {
 		r.c.flush()
 	}
@@ -417,7 +419,25 @@ func (c *clientConn) readLoop() frontend.CloseReason {
 		if !ok {
 			return reason
 		}
+		if c.closing.Load() {
+			// as a broker that closes the connection: nothing after
+			// the request that ends it is read
+			return c.awaitClose(frontend.ReasonBackendError)
+		}
 	}
+}
+
+// awaitClose stops reading the client: the writer closes the connection
+// once the responses before a slotClose are written. A drain answers the
+// fetches waiting meanwhile; the frontend's deadline ends the wait.
+func (c *clientConn) awaitClose(reason frontend.CloseReason) frontend.CloseReason {
+	for len(c.sem) > 0 && c.ctx.Err() == nil {
+		if c.draining() {
+			c.finishFetches()
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return reason
 }
 
 func readReason(err error) frontend.CloseReason {
@@ -486,10 +506,15 @@ func (c *clientConn) dispatch(frame []byte, hold *rbuf) (frontend.CloseReason, b
 			// Answering UNSUPPORTED_VERSION to a version we offered
 			// would fail the client for good: it keeps the ranges of
 			// its connection. Closed, it reconnects and asks again.
-			<-c.sem
-			c.log.Warn("the backend brokers do not support a version this client was offered; closing the connection so that it asks again", "api", apiName(h.Key), "version", h.Version, "min", lo, "max", hi)
+			// The requests before this one are answered first (they
+			// may have taken effect), and none after it is read.
+			c.log.Warn("the backend brokers do not support a version this client was offered; closing the connection after the requests before it are answered, so that it asks again", "api", apiName(h.Key), "version", h.Version, "min", lo, "max", hi)
 			c.f.m.errorf(h.Key, "unsupported")
-			return frontend.ReasonBackendError, false
+			c.closing.Store(true)
+			if c.out.complete(c.out.push(), nil, nil, slotClose) {
+				c.flush()
+			}
+			return 0, true
 		}
 	}
 	r := &request{c: c, h: h, req: req, slot: c.out.push(), start: time.Now(), km: km}
