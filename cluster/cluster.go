@@ -465,12 +465,22 @@ func cost(n *Node) float64 {
 	return float64(n.Latency()) * float64(n.active.Load()+1) / float64(n.spec.Weight)
 }
 
-// Ready returns nil when at least one node is up.
+// Ready returns nil when at least one node is up and has passed a probe
+// (or answered a request): nodes start up, so that they take traffic
+// before their first probe, but an unreachable node must not make the
+// cluster ready until it fails enough probes to be marked down.
 func (c *Cluster) Ready() error {
+	unproven := false
 	for _, n := range c.state.Load().nodes {
 		if n.health.Up() {
-			return nil
+			if n.health.Proven() {
+				return nil
+			}
+			unproven = true
 		}
+	}
+	if unproven {
+		return fmt.Errorf("cluster %s: no node has passed a health probe yet", c.opts.Name)
 	}
 	return fmt.Errorf("cluster %s: no healthy node", c.opts.Name)
 }

@@ -684,3 +684,27 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// Nodes start up (they take traffic before their first probe), but the
+// cluster is ready only once one of them passed a probe: an unreachable
+// node list must not read ready until enough probes failed.
+func TestReadyNeedsAPassedProbe(t *testing.T) {
+	f := newCluster(t, specs("a:1", "b:1"), cluster.Options{Health: health.Options{FailThreshold: 3}})
+	if err := f.c.Ready(); err == nil || !strings.Contains(err.Error(), "passed a health probe") {
+		t.Errorf("Ready before any probe = %v; want not ready", err)
+	}
+	f.pr.set("a:1", true)
+	f.pr.set("b:1", true)
+	f.c.Health().ProbeAll(context.Background())
+	if !f.node("a:1").Up() || !f.node("b:1").Up() {
+		t.Fatal("one failed probe of three marked a node down")
+	}
+	if err := f.c.Ready(); err == nil {
+		t.Error("ready with every probe failed so far")
+	}
+	f.pr.set("b:1", false)
+	f.c.Health().ProbeAll(context.Background())
+	if err := f.c.Ready(); err != nil {
+		t.Errorf("Ready once b passed a probe: %v", err)
+	}
+}

@@ -84,6 +84,7 @@ type Target struct {
 	down    atomic.Bool
 	fails   atomic.Int32
 	removed atomic.Bool
+	proven  atomic.Bool // a probe passed or a request was answered, once
 
 	mu          sync.Mutex // guards the fields below
 	rises       int
@@ -101,9 +102,17 @@ func (t *Target) Addr() string { return t.addr }
 // Up reports whether the node takes traffic.
 func (t *Target) Up() bool { return !t.down.Load() }
 
+// Proven reports whether the node ever passed a probe or answered a
+// request. A new node is up before its first probe (so that it takes
+// traffic at once), but it proves nothing about readiness until then.
+func (t *Target) Proven() bool { return t.proven.Load() }
+
 // ReportSuccess records a request that the node answered. It resets the
 // failure count; it does not bring a down node back.
 func (t *Target) ReportSuccess() {
+	if !t.proven.Load() {
+		t.proven.Store(true)
+	}
 	if t.fails.Load() != 0 {
 		t.fails.Store(0)
 	}
@@ -137,6 +146,7 @@ func (t *Target) probed(err error, latency time.Duration) {
 	t.rises++
 	rises := t.rises
 	t.mu.Unlock()
+	t.proven.Store(true)
 	t.fails.Store(0)
 	if t.down.Load() && rises >= t.c.opts.RiseThreshold {
 		t.setState(Up, nil)

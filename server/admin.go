@@ -53,6 +53,11 @@ func (s *Server) Readyz() Readiness {
 		r.Reasons = append(r.Reasons, "not started")
 		return r
 	}
+	if s.stopping.Load() {
+		// the listeners are closed: a load balancer must stop sending
+		r.Reasons = append(r.Reasons, "shutting down")
+		return r
+	}
 	for _, f := range s.fronts {
 		for _, cl := range f.clusters {
 			if err := cl.Ready(); err != nil {

@@ -24,6 +24,13 @@ type Reloader interface {
 	Reload(cfg *config.Config) error
 }
 
+// ReloadChecker is a Reloader that tells whether it would refuse a
+// configuration. The server asks every frontend before any applies
+// anything, so that a refused reload leaves all of them as they were.
+type ReloadChecker interface {
+	CheckReload(cfg *config.Config) error
+}
+
 // Readier is a frontend with readiness conditions of its own beyond its
 // clusters having a healthy node (e.g. Kafka metadata loaded).
 type Readier interface {

@@ -21,7 +21,7 @@ func DefaultProtocols() []Protocol {
 				return hashring.Config{Hash: c.Redis.Hash, Distribution: c.Redis.Distribution, HashTag: c.Redis.HashTag}
 			},
 			AutoEject: func(c *config.Config) bool { return c.Redis.AutoEject },
-			Probe:     func(c *config.Config) health.ProbeFunc { return redis.Probe(c) },
+			Probe:     func(cur func() *config.Config) health.ProbeFunc { return redis.ProbeCurrent(cur) },
 			Build: func(c *config.Config, cl *cluster.Cluster, d Deps) (Frontend, error) {
 				return redis.New(redis.Options{Config: c, Cluster: cl, Logger: d.Logger, Registry: d.Registry, FrontendMetrics: d.FrontendMetrics})
 			},
@@ -31,7 +31,7 @@ func DefaultProtocols() []Protocol {
 			Enabled: func(c *config.Config) bool { return c.Kafka.Enabled() },
 			Listen:  func(c *config.Config) string { return c.Kafka.Listen },
 			Nodes:   func(c *config.Config) []config.Node { return c.Kafka.BootstrapServers },
-			Probe:   func(c *config.Config) health.ProbeFunc { return kafka.Probe(c) },
+			Probe:   func(cur func() *config.Config) health.ProbeFunc { return kafka.Probe(cur()) }, // TLS and SASL need a restart
 			Build: func(c *config.Config, cl *cluster.Cluster, d Deps) (Frontend, error) {
 				return kafka.New(c, cl, kafka.Deps{Logger: d.Logger, Registry: d.Registry, FrontendMetrics: d.FrontendMetrics})
 			},

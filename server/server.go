@@ -33,8 +33,9 @@ type Protocol struct {
 	// Ring and AutoEject configure the cluster's hash ring (optional).
 	Ring      func(c *config.Config) hashring.Config
 	AutoEject func(c *config.Config) bool
-	// Probe is the cluster's health probe (default a TCP connect).
-	Probe func(c *config.Config) health.ProbeFunc
+	// Probe is the cluster's health probe (default a TCP connect); cur
+	// is the configuration in effect at each probe (reloads change it).
+	Probe func(cur func() *config.Config) health.ProbeFunc
 	// Build returns the frontend serving clients over cl.
 	Build func(c *config.Config, cl *cluster.Cluster, d Deps) (Frontend, error)
 }
@@ -80,6 +81,7 @@ type Server struct {
 	adminLn  net.Listener
 	started  chan struct{}
 	running  atomic.Bool
+	stopping atomic.Bool // shutdown began: not ready
 	// fileBase is the config file's content when New ran: the watcher
 	// compares against it, so a change made before Run is not missed.
 	fileBase []byte
@@ -140,7 +142,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		if p.Build == nil {
 			return nil, fmt.Errorf("%s: the %s frontend is not supported yet", p.Name, p.Name)
 		}
-		cl, err := cluster.New(clusterSpecs(p.Nodes(cfg)), clusterOptions(cfg, p, opts.Logger, s.healthMetrics))
+		cl, err := cluster.New(clusterSpecs(p.Nodes(cfg)), clusterOptions(cfg, s.cfg.Load, p, opts.Logger, s.healthMetrics))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p.Name, err)
 		}
@@ -165,7 +167,7 @@ func clusterSpecs(nodes []config.Node) []cluster.NodeSpec {
 	return out
 }
 
-func clusterOptions(cfg *config.Config, p Protocol, log *slog.Logger, hm *health.Metrics) cluster.Options {
+func clusterOptions(cfg *config.Config, cur func() *config.Config, p Protocol, log *slog.Logger, hm *health.Metrics) cluster.Options {
 	o := cluster.Options{
 		Name:             p.Name,
 		Policy:           cfg.LoadBalance,
@@ -191,7 +193,7 @@ func clusterOptions(cfg *config.Config, p Protocol, log *slog.Logger, hm *health
 		o.AutoEject = p.AutoEject(cfg)
 	}
 	if p.Probe != nil {
-		o.Health.Probe = p.Probe(cfg)
+		o.Health.Probe = p.Probe(cur)
 	}
 	return o
 }
@@ -298,6 +300,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case runErr = <-errc:
 		s.log.Error("stopping after a fatal error", "error", runErr)
 	}
+	s.stopping.Store(true)
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Load().ShutdownTimeout.D())
 	defer cancel()
 	var fwg sync.WaitGroup
@@ -371,11 +374,17 @@ func (s *Server) reload() error {
 	if msg := restartNeeded(cur, next, s.opts.Protocols); msg != "" {
 		return fmt.Errorf("reload: %s changed; restart to apply it", msg)
 	}
-	// Check every cluster's new node set builds before changing any.
+	// Check every cluster's new node set builds, and that no frontend
+	// refuses the rest, before changing any.
 	for _, f := range s.fronts {
 		p := s.protocol(f.name)
-		if _, err := cluster.New(clusterSpecs(p.Nodes(next)), clusterOptions(next, p, slog.New(slog.DiscardHandler), nil)); err != nil {
+		if _, err := cluster.New(clusterSpecs(p.Nodes(next)), clusterOptions(next, func() *config.Config { return next }, p, slog.New(slog.DiscardHandler), nil)); err != nil {
 			return fmt.Errorf("reload: %s: %w", f.name, err)
+		}
+		if rc, ok := f.fe.(ReloadChecker); ok {
+			if err := rc.CheckReload(next); err != nil {
+				return fmt.Errorf("reload: %s: %w", f.name, err)
+			}
 		}
 	}
 	for _, f := range s.fronts {

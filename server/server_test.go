@@ -473,6 +473,10 @@ func TestShutdown(t *testing.T) {
 	if took > drain+time.Second {
 		t.Errorf("Run took %v to return with shutdown_timeout %v", took, drain)
 	}
+	// from the start of the shutdown on, /readyz says not ready
+	if r := in.s.Readyz(); r.Ready || !slices.Contains(r.Reasons, "shutting down") {
+		t.Errorf("Readyz once shutting down = %+v", r)
+	}
 	// the idle client was closed
 	_ = c.SetReadDeadline(time.Now().Add(time.Second))
 	if _, err := r.ReadByte(); err == nil {

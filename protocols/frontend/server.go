@@ -25,6 +25,11 @@ type Options struct {
 	Reject  func(conn net.Conn)
 	Logger  *slog.Logger
 	Metrics *Metrics // may be nil
+	// OnForce, when set, runs once the drain deadline passed, before the
+	// remaining connections are closed and their handlers waited for:
+	// it ends what the handlers may be waiting on (backend replies), so
+	// that the deadline bounds the shutdown.
+	OnForce func()
 }
 
 // Server accepts connections and runs a Handler for each.
@@ -222,6 +227,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.cancel()
 	s.forced.Store(true)
+	if s.opts.OnForce != nil {
+		s.opts.OnForce()
+	}
 	s.mu.Lock()
 	conns := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {

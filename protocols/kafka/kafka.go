@@ -220,28 +220,54 @@ func (f *Frontend) Ready() error {
 // refresh interval without dropping clients. The node set stays the
 // discovered brokers.
 func (f *Frontend) Reload(cfg *config.Config) error {
-	st, err := newSettings(cfg)
+	st, err := f.checkReload(cfg)
 	if err != nil {
 		return err
 	}
 	old := f.settings()
-	if st.listen != old.listen {
-		return fmt.Errorf("kafka.listen changed; restart to apply it")
+	if st.port == 0 || st.host == "" || net.ParseIP(st.host) != nil && net.ParseIP(st.host).IsUnspecified() {
+		// as at Serve: the bound listener's port and address
+		if bound := f.srv.Addr(); bound != nil {
+			addr := st.advertised
+			if addr == "" {
+				addr = st.listen
+			}
+			if err := st.setAdvertised(addr, bound); err != nil {
+				return err
+			}
+		} else {
+			st.host, st.port = old.host, old.port
+		}
 	}
-	if !sameSecurity(&f.kcf, &cfg.Kafka) {
-		return fmt.Errorf("kafka.tls or kafka.sasl changed; restart to apply it")
-	}
-	if st.port == 0 || st.host == "" {
-		st.host, st.port = old.host, old.port
-	}
-	f.st.Store(st)
 	if f.be.kcl != nil {
 		if err := f.be.kcl.UpdateSeedBrokers(st.seeds...); err != nil {
 			return fmt.Errorf("kafka: bootstrap servers: %w", err)
 		}
 	}
+	f.st.Store(st)
 	f.be.triggerRefresh()
 	return nil
+}
+
+// CheckReload refuses what Reload cannot apply (a new listen address, TLS
+// or SASL settings), before the server applies anything of a reload.
+func (f *Frontend) CheckReload(cfg *config.Config) error {
+	_, err := f.checkReload(cfg)
+	return err
+}
+
+func (f *Frontend) checkReload(cfg *config.Config) (*settings, error) {
+	st, err := newSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if st.listen != f.settings().listen {
+		return nil, fmt.Errorf("kafka.listen changed; restart to apply it")
+	}
+	if !sameSecurity(&f.kcf, &cfg.Kafka) {
+		return nil, fmt.Errorf("kafka.tls or kafka.sasl changed; restart to apply it")
+	}
+	return st, nil
 }
 
 // Addr is the address the frontend listens on, once serving.

@@ -74,6 +74,9 @@ func New(opts Options) (*Frontend, error) {
 		},
 		Logger:  opts.Logger,
 		Metrics: opts.FrontendMetrics,
+		// past the drain deadline, requests still waiting for a node
+		// fail at once instead of waiting out the request timeout
+		OnForce: f.closePools,
 	}, f.handle)
 	f.cl.OnUpdate(func(_, removed []*cluster.Node) {
 		for _, n := range removed {
@@ -87,8 +90,15 @@ func New(opts Options) (*Frontend, error) {
 
 // Probe is the Redis health probe: a PING (after AUTH when configured).
 func Probe(c *config.Config) health.ProbeFunc {
-	user, pw := c.Redis.Username, c.Redis.Password.Reveal()
+	return ProbeCurrent(func() *config.Config { return c })
+}
+
+// ProbeCurrent is Probe with the credentials of the configuration in
+// effect at each probe: a reloaded password is the probes' too.
+func ProbeCurrent(cur func() *config.Config) health.ProbeFunc {
 	return func(ctx context.Context, addr string) error {
+		c := cur()
+		user, pw := c.Redis.Username, c.Redis.Password.Reveal()
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -141,19 +151,39 @@ func (f *Frontend) Serve(ln net.Listener) error { return f.srv.Serve(ln) }
 // ends, then closes every client and backend connection.
 func (f *Frontend) Shutdown(ctx context.Context) error {
 	err := f.srv.Shutdown(ctx)
+	f.closePools()
+	f.bg.Wait()
+	return err
+}
+
+// closePools closes every node's connections; their requests fail.
+func (f *Frontend) closePools() {
 	for _, n := range f.cl.Nodes() {
 		if p, ok := n.Data().(*nodePool); ok {
 			p.close()
 		}
 	}
-	f.bg.Wait()
-	return err
+}
+
+// CheckReload refuses what Reload cannot apply: the pool size (a client's
+// requests go to the shared connection its id picks among pool_size ones;
+// resizing would move it to another connection mid-stream, and its
+// commands could then run out of order on the node).
+func (f *Frontend) CheckReload(c *config.Config) error {
+	if max(1, c.Redis.PoolSize) != f.poolSize() {
+		return fmt.Errorf("redis.pool_size changed; restart to apply it")
+	}
+	return nil
 }
 
 // Reload applies a new configuration: new node lists (through the
-// cluster), pool size, timeouts and passwords. Listen and hash settings
-// need a restart (the server refuses those reloads).
+// cluster), timeouts and passwords (the health probes' too). Listen, hash
+// settings and the pool size need a restart (refused before anything is
+// applied).
 func (f *Frontend) Reload(c *config.Config) error {
+	if err := f.CheckReload(c); err != nil {
+		return err
+	}
 	nodes := make([]cluster.NodeSpec, len(c.Redis.Nodes))
 	for i, n := range c.Redis.Nodes {
 		nodes[i] = cluster.NodeSpec{Addr: n.Addr, Weight: n.Weight, Region: n.Region, Name: n.Name}
