@@ -3263,3 +3263,48 @@ func TestKafkaShutdownAnswersFetchOfFailedBroker(t *testing.T) {
 		t.Errorf("shutdown answered the fetch after %v; want at once, not at its 10 s MaxWait", d)
 	}
 }
+
+// TestKafkaNegativeTimeouts: a request whose own timeout is negative is
+// valid Kafka (a broker answers it at once: an invalid session timeout, a
+// topic created without waiting). Its backend read deadline must not land
+// in the past: that failed the connection, answered a made-up error, and
+// counted against a healthy broker (five of them marked it down).
+func TestKafkaNegativeTimeouts(t *testing.T) {
+	e := newKafkaEnv(t)
+	const g = "neg-timeout"
+	join := func() *kmsg.JoinGroupRequest {
+		r := kmsg.NewPtrJoinGroupRequest()
+		r.Version = 5
+		r.Group = g
+		r.ProtocolType = "consumer"
+		r.SessionTimeoutMillis = -60000
+		r.RebalanceTimeoutMillis = -60000
+		r.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+		return r
+	}
+	coord := e.brokers[e.fake.CoordinatorFor(g)]
+	d := raw(t, coord, join()).(*kmsg.JoinGroupResponse)
+	for range 5 {
+		if a := raw(t, e.addr, join()).(*kmsg.JoinGroupResponse); a.ErrorCode != d.ErrorCode {
+			t.Fatalf("JoinGroup with a negative session timeout: ambassador %v, coordinator directly %v", kerr.ErrorForCode(a.ErrorCode), kerr.ErrorForCode(d.ErrorCode))
+		}
+	}
+	ct := kmsg.NewPtrCreateTopicsRequest()
+	ct.Version = 5
+	ct.TimeoutMillis = -60000
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic = "neg-timeout-topic"
+	rt.NumPartitions = 1
+	rt.ReplicationFactor = 1
+	ct.Topics = append(ct.Topics, rt)
+	if ca := raw(t, e.addr, ct).(*kmsg.CreateTopicsResponse); ca.Topics[0].ErrorCode != 0 {
+		t.Errorf("CreateTopics with timeout -60000: %v; a broker creates it", kerr.ErrorForCode(ca.Topics[0].ErrorCode))
+	}
+	for _, c := range e.srv.Nodes().Clusters {
+		for _, n := range c.Nodes {
+			if n.State != "up" || n.ConsecutiveFails > 0 {
+				t.Errorf("broker %s %s (failures %d, %s) after requests with negative timeouts", n.Addr, n.State, n.ConsecutiveFails, n.LastError)
+			}
+		}
+	}
+}

@@ -26,7 +26,7 @@ var (
 
 // baseTimeout bounds every backend request beyond its own wait (a fetch's
 // MaxWait, a produce's timeout, a join's rebalance timeout).
-const baseTimeout = 30 * time.Second
+var baseTimeout = 30 * time.Second // a var for tests
 
 // inlineMax is the size from which a request frame is always written by
 // the connection's writer goroutine rather than by its sender.
@@ -57,7 +57,8 @@ type inflight struct {
 	key      int16
 	version  int16
 	sent     time.Time
-	deadline time.Time
+	deadline time.Time     // when the broker must have answered it
+	wait     time.Duration // how long it may take once at the head of the queue
 	cb       func(kmsg.Response, error)
 	cbf      func(kmsg.Response, *rbuf, error) // owns the response frame (fetch)
 }
@@ -254,8 +255,13 @@ func (b *brokerConn) failParked(p []parkedReq, err error) {
 }
 
 // requestWait is how long a broker may legitimately hold a request before
-// answering.
+// answering; a negative timeout in a request (brokers answer it at once,
+// with an error or without waiting) counts as none.
 func requestWait(req kmsg.Request) time.Duration {
+	return max(0, requestWait0(req))
+}
+
+func requestWait0(req kmsg.Request) time.Duration {
 	switch r := req.(type) {
 	case *kmsg.FetchRequest:
 		return time.Duration(r.MaxWaitMillis) * time.Millisecond
@@ -320,8 +326,9 @@ func (b *brokerConn) enqueue(clientID *string, req kmsg.Request, hold *rbuf, cb 
 	b.corr++
 	corr := b.corr
 	if cb != nil || cbf != nil {
+		wait := baseTimeout + requestWait(req)
 		in := &inflight{corr: corr, key: req.Key(), version: req.GetVersion(), sent: now,
-			deadline: now.Add(baseTimeout + requestWait(req)), cb: cb, cbf: cbf}
+			deadline: now.Add(wait), wait: wait, cb: cb, cbf: cbf}
 		b.queue = append(b.queue, in)
 		if len(b.queue) == 1 {
 			_ = b.conn.SetReadDeadline(in.deadline)
@@ -462,7 +469,12 @@ func (b *brokerConn) readLoop(br *bufio.Reader) {
 		b.queue[0] = nil
 		b.queue = b.queue[1:]
 		if len(b.queue) > 0 {
-			_ = b.conn.SetReadDeadline(b.queue[0].deadline)
+			// The broker answers in order: the next request's time
+			// counts from now at the earliest (it may have waited
+			// behind a JoinGroup held for its rebalance timeout).
+			next := b.queue[0]
+			next.deadline = later(next.deadline, time.Now().Add(next.wait))
+			_ = b.conn.SetReadDeadline(next.deadline)
 		} else {
 			b.queue = b.queue[:0:0]
 			_ = b.conn.SetReadDeadline(time.Time{})

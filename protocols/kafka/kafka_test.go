@@ -1,14 +1,17 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ambassador-proxy/ambassador/cluster"
@@ -333,6 +336,83 @@ func TestNewFetchPartOneEntryPerTopic(t *testing.T) {
 			if rt.Topic != "t"+strconv.Itoa(i) || len(rt.Partitions) != 2 || rt.Partitions[0].Partition != 0 || rt.Partitions[1].Partition != 1 {
 				t.Errorf("%d topics: entry %d = %s %+v", topics, i, rt.Topic, rt.Partitions)
 			}
+		}
+	}
+}
+
+// TestQueuedRequestTimeCountsFromHead: a broker answers a connection's
+// requests in order, so a request queued behind one the broker may hold
+// for long (a JoinGroup, up to its rebalance timeout) has its own time
+// counted from when it reaches the head; with a deadline fixed when it was
+// sent, the connection failed though the broker answered both. A request
+// with a negative timeout (answered at once by brokers) must not get a
+// deadline in the past either. Against a real kfake broker.
+func TestQueuedRequestTimeCountsFromHead(t *testing.T) {
+	old := baseTimeout
+	baseTimeout = 500 * time.Millisecond
+	defer func() { baseTimeout = old }()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	held := 0
+	joined := make(chan struct{})
+	kc.ControlKey(int16(kmsg.JoinGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kc.KeepControl()
+		if held++; held == 1 { // the first join is held past the heartbeat's own time
+			kc.SleepControl(func() { time.Sleep(1500 * time.Millisecond); close(joined) })
+		}
+		return nil, nil, false
+	})
+	// the heartbeat's answer comes a little after the join's, as it would
+	// from a broker that took it up after the join
+	kc.ControlKey(int16(kmsg.Heartbeat), func(kmsg.Request) (kmsg.Response, error, bool) {
+		kc.SleepControl(func() { <-joined; time.Sleep(200 * time.Millisecond) })
+		return nil, nil, false
+	})
+	f := newTestFrontend(t)
+	sec, err := newSecurity(&config.Default().Kafka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	b, err := dialBroker(context.Background(), sec, bkey{id: 0, addr: kc.ListenAddrs()[0], lane: laneMain}, time.Second, nil, f.m, &wg, nil, func(int) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	join := func(timeout int32) *kmsg.JoinGroupRequest {
+		r := kmsg.NewPtrJoinGroupRequest()
+		r.Version = 5
+		r.Group = "g"
+		r.ProtocolType = "consumer"
+		r.SessionTimeoutMillis, r.RebalanceTimeoutMillis = timeout, timeout
+		r.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+		return r
+	}
+	type answer struct {
+		resp kmsg.Response
+		err  error
+	}
+	got := make(chan answer, 3)
+	cb := func(r kmsg.Response, err error) { got <- answer{r, err} }
+	id := "t"
+	b.send(&id, join(3000), nil, cb)
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Version = 3
+	hb.Group, hb.Generation, hb.MemberID = "g", 1, "nobody"
+	b.send(&id, hb, nil, cb)
+	b.send(&id, join(-60000), nil, cb) // a broker answers it at once
+	for i, what := range []string{"the held JoinGroup", "the Heartbeat queued behind it", "a JoinGroup with a negative timeout"} {
+		select {
+		case a := <-got:
+			if a.err != nil {
+				t.Errorf("%s (answer %d): %v; the broker answered it", what, i, a.err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: no answer", what)
 		}
 	}
 }
