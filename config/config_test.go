@@ -1,9 +1,16 @@
 package config_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -453,6 +460,11 @@ func TestParseNode(t *testing.T) {
 		{in: "10.0.0.1:http", err: `"http"`},
 		{in: "10.0.0.1:6379@", err: "region"},
 		{in: "10.0.0.1:6379 a b", err: "name"},
+		{in: "10.0.0.1:0", err: "port 0"},
+		{in: ":6379", err: "no host"},
+		{in: "10.0.0.1:6379 10.0.0.2:6379", err: "commas"},
+		{in: "10.0.0.1:6379 10.0.0.2:6379:2@eu", err: "commas"},
+		{in: "10.0.0.1:6379 a 10.0.0.2:6379", err: "commas"},
 	}
 	for _, tc := range cases {
 		got, err := config.ParseNode(tc.in)
@@ -579,3 +591,493 @@ func jsonMarshal(v any) (string, error) {
 }
 
 func sprintf(v any) string { return fmt.Sprintf("%+v %v", v, v) }
+
+// loadFileEnv loads with the YAML file body (when not empty) and the
+// variables.
+func loadFileEnv(t *testing.T, yml string, env map[string]string) (*config.Config, error) {
+	t.Helper()
+	var args []string
+	if yml != "" {
+		args = []string{"--config", writeFile(t, yml)}
+	}
+	return config.Load(args, envOf(env))
+}
+
+// TestFileAndEnvAcceptTheSameValues: a value given in the file is
+// normalised as the same value of the variable is (case, aliases, "none",
+// spaces, the spellings of booleans), so both load alike.
+func TestFileAndEnvAcceptTheSameValues(t *testing.T) {
+	const node = "127.0.0.1:7001"
+	kafkaSASL := "  bootstrap_servers: [127.0.0.1:9093]\n  sasl: {username: u, password: p}\n"
+	kafkaSASLEnv := map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
+	cases := []struct {
+		section, key string // the file key is section.key ("" section: top level)
+		fileVal      string // as written in YAML
+		env, envVal  string
+		extraYAML    string // more lines of the section
+		extraEnv     map[string]string
+		get          func(c *config.Config) any
+		want         any
+	}{
+		{"", "load_balance", "least_conn", "LOAD_BALANCE_ALGORITHM", "least_conn", "", nil,
+			func(c *config.Config) any { return c.LoadBalance }, "least_connections"},
+		{"", "load_balance", "least-connections", "ROUTING_STRATEGY", "least-connections", "", nil,
+			func(c *config.Config) any { return c.LoadBalance }, "least_connections"},
+		{"", "load_balance", "Round-Robin", "LOAD_BALANCE_ALGORITHM", "Round-Robin", "", nil,
+			func(c *config.Config) any { return c.LoadBalance }, "round_robin"},
+		{"log", "level", "INFO", "LOG_LEVEL", "INFO", "", nil,
+			func(c *config.Config) any { return c.Log.Level }, "info"},
+		{"log", "level", `"warn "`, "LOG_LEVEL", "warn ", "", nil,
+			func(c *config.Config) any { return c.Log.Level }, "warn"},
+		{"log", "format", "JSON", "LOG_FORMAT", "JSON", "", nil,
+			func(c *config.Config) any { return c.Log.Format }, "json"},
+		{"redis", "hash", "FNV1A_64", "REDIS_HASH", "FNV1A_64", "", nil,
+			func(c *config.Config) any { return c.Redis.Hash }, "fnv1a_64"},
+		{"redis", "distribution", "KETAMA", "REDIS_DISTRIBUTION", "KETAMA", "", nil,
+			func(c *config.Config) any { return c.Redis.Distribution }, "ketama"},
+		{"redis", "hash_tag", "none", "REDIS_HASH_TAG", "none", "", nil,
+			func(c *config.Config) any { return c.Redis.HashTag }, ""},
+		{"redis", "hash_tag", "NONE", "REDIS_HASH_TAG", "NONE", "", nil,
+			func(c *config.Config) any { return c.Redis.HashTag }, ""},
+		{"kafka", "sasl.mechanism", "scram-sha-256", "KAFKA_SASL_MECHANISM", "scram-sha-256", kafkaSASL, kafkaSASLEnv,
+			func(c *config.Config) any { return c.Kafka.SASL.Mechanism }, "SCRAM-SHA-256"},
+		{"kafka", "sasl.mechanism", `" plain "`, "KAFKA_SASL_MECHANISM", " plain ", kafkaSASL, kafkaSASLEnv,
+			func(c *config.Config) any { return c.Kafka.SASL.Mechanism }, "PLAIN"},
+	}
+	for _, word := range []string{"enabled", "1", "on", "yes", "true", "Enabled", `"true"`, "y"} {
+		cases = append(cases, struct {
+			section, key string
+			fileVal      string
+			env, envVal  string
+			extraYAML    string
+			extraEnv     map[string]string
+			get          func(c *config.Config) any
+			want         any
+		}{"circuit_breaker", "enabled", word, "CIRCUIT_BREAKER_ENABLED", strings.Trim(word, `"`), "", nil,
+			func(c *config.Config) any { return c.CircuitBreaker.Enabled }, true})
+	}
+	for _, word := range []string{"disabled", "0", "off", "no", "false", "n"} {
+		// fetch_read_ahead is true by default, so false must be read
+		cases = append(cases, struct {
+			section, key string
+			fileVal      string
+			env, envVal  string
+			extraYAML    string
+			extraEnv     map[string]string
+			get          func(c *config.Config) any
+			want         any
+		}{"kafka", "fetch_read_ahead", word, "KAFKA_FETCH_READ_AHEAD", word, "  bootstrap_servers: [127.0.0.1:9093]\n",
+			map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093"},
+			func(c *config.Config) any { return c.Kafka.FetchReadAhead }, false})
+	}
+	cases = append(cases, struct {
+		section, key string
+		fileVal      string
+		env, envVal  string
+		extraYAML    string
+		extraEnv     map[string]string
+		get          func(c *config.Config) any
+		want         any
+	}{"redis", "auto_eject", "on", "REDIS_AUTO_EJECT", "on", "", nil,
+		func(c *config.Config) any { return c.Redis.AutoEject }, true})
+
+	for _, tc := range cases {
+		key := tc.key
+		if tc.section != "" {
+			key = tc.section + "." + tc.key
+		}
+		t.Run(key+"="+tc.fileVal, func(t *testing.T) {
+			// the file: the value, nested under its section
+			var yml string
+			nested := tc.key
+			indent := ""
+			if tc.section != "" {
+				yml = tc.section + ":\n"
+				indent = "  "
+			}
+			parts := strings.Split(nested, ".")
+			for i, p := range parts {
+				yml += indent + strings.Repeat("  ", i) + p + ":"
+				if i == len(parts)-1 {
+					yml += " " + tc.fileVal
+				}
+				yml += "\n"
+			}
+			if tc.extraYAML != "" {
+				yml = strings.Replace(yml, "  sasl:\n", "", 1)
+				yml += strings.Replace(tc.extraYAML, "  sasl: {", "  sasl: {mechanism: "+tc.fileVal+", ", 1)
+				yml = strings.Replace(yml, "    mechanism: "+tc.fileVal+"\n", "", 1)
+			}
+			if tc.section != "redis" {
+				yml += "redis:\n"
+			}
+			yml += "  nodes: [" + node + "]\n"
+			fromFile, err := loadFileEnv(t, yml, nil)
+			if err != nil {
+				t.Fatalf("file\n%s: %v", yml, err)
+			}
+			env := map[string]string{nodesEnv: node, tc.env: tc.envVal}
+			for k, v := range tc.extraEnv {
+				env[k] = v
+			}
+			fromEnv, err := loadFileEnv(t, "", env)
+			if err != nil {
+				t.Fatalf("%s=%q: %v", tc.env, tc.envVal, err)
+			}
+			if got := tc.get(fromFile); got != tc.want {
+				t.Errorf("file\n%s: %s = %#v, want %#v", yml, key, got, tc.want)
+			}
+			if got := tc.get(fromEnv); got != tc.want {
+				t.Errorf("%s=%q: %s = %#v, want %#v", tc.env, tc.envVal, key, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFileBooleans: booleans in the file take the variables' spellings,
+// a bad one is refused naming the file key, null keeps the default, and
+// the file stays strict about unknown keys.
+func TestFileBooleans(t *testing.T) {
+	c, err := loadFileEnv(t, `
+circuit_breaker: {enabled: enabled, failure_threshold: 2}
+kafka:
+  bootstrap_servers: [127.0.0.1:9093]
+  fetch_read_ahead: 0
+  tls:
+    enabled: 'yes'
+    insecure_skip_verify: on
+redis:
+  nodes: [127.0.0.1:7001]
+  auto_eject:
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.CircuitBreaker.Enabled || c.CircuitBreaker.FailureThreshold != 2 || c.Kafka.FetchReadAhead ||
+		!c.Kafka.TLS.Enabled || !c.Kafka.TLS.InsecureSkipVerify || c.Redis.AutoEject {
+		t.Errorf("booleans misread: breaker %+v kafka %+v auto_eject %v", c.CircuitBreaker, c.Kafka, c.Redis.AutoEject)
+	}
+	if got := c.Source("kafka.tls.enabled"); !strings.HasSuffix(got, ": kafka.tls.enabled") {
+		t.Errorf("Source(kafka.tls.enabled) = %q", got)
+	}
+
+	for _, tc := range []struct{ yml, key, val, line string }{
+		{"circuit_breaker: {enabled: maybe, failure_threshold: 2}\nredis: {nodes: [127.0.0.1:7001]}\n",
+			"circuit_breaker.enabled", `"maybe"`, "line 1"},
+		{"redis:\n  nodes: [127.0.0.1:7001]\nkafka:\n  bootstrap_servers: [127.0.0.1:9093]\n  tls:\n    enabled: 2\n",
+			"kafka.tls.enabled", `"2"`, "line 6"},
+		{"redis:\n  nodes: [127.0.0.1:7001]\n  auto_eject: [true]\n", "redis.auto_eject", "", "line 3"},
+	} {
+		msg := loadErr(t, []string{"--config", writeFile(t, tc.yml)}, nil)
+		wantAll(t, msg, tc.key, tc.val, tc.line)
+	}
+	// unknown keys are still refused, with the booleans rewritten
+	msg := loadErr(t, []string{"--config", writeFile(t, "circuit_breaker: {enabled: on}\nredis:\n  nodes: [127.0.0.1:7001]\n  pasword: x\n")}, nil)
+	wantAll(t, msg, "redis.pasword", "line 4")
+	// and a bad boolean and an unknown key are reported together
+	msg = loadErr(t, []string{"--config", writeFile(t, "circuit_breaker: {enabled: sure}\nredis:\n  nodes: [127.0.0.1:7001]\n  pasword: x\n")}, nil)
+	wantAll(t, msg, "2 problems", "circuit_breaker.enabled", `"sure"`, "redis.pasword")
+}
+
+// TestEmptySectionKeepsDefaults: a section with nothing under it leaves
+// its defaults.
+func TestEmptySectionKeepsDefaults(t *testing.T) {
+	def := config.Default()
+	for _, yml := range []string{
+		"health:\nredis: {nodes: [127.0.0.1:7001]}\n",
+		"log:\ncircuit_breaker:\nredis: {nodes: [127.0.0.1:7001]}\n",
+		"redis:\n  nodes: [127.0.0.1:7001]\nkafka:\n",
+		"redis:\n  nodes: [127.0.0.1:7001]\nkafka:\n  tls:\n  sasl:\n",
+	} {
+		c, err := loadFileEnv(t, yml, nil)
+		if err != nil {
+			t.Errorf("file %q: %v", yml, err)
+			continue
+		}
+		if c.Health != def.Health || c.Log != def.Log || c.CircuitBreaker != def.CircuitBreaker ||
+			c.Kafka.Listen != def.Kafka.Listen || c.Kafka.MetadataRefresh != def.Kafka.MetadataRefresh || !c.Kafka.FetchReadAhead {
+			t.Errorf("file %q lost defaults: health %+v log %+v breaker %+v kafka %+v", yml, c.Health, c.Log, c.CircuitBreaker, c.Kafka)
+		}
+	}
+}
+
+// TestNodeWeightZero: weight 0 is refused alike in the text form and in
+// the mapping form; a mapping without weight has weight 1.
+func TestNodeWeightZero(t *testing.T) {
+	msg := loadErr(t, []string{"--config", writeFile(t, "redis:\n  nodes:\n    - addr: 127.0.0.1:7000\n      weight: 0\n")}, nil)
+	wantAll(t, msg, "redis.nodes", "weight 0", "1 to 10000")
+	msg = loadErr(t, []string{"--config", writeFile(t, "redis:\n  nodes: [127.0.0.1:7000:0]\n")}, nil)
+	wantAll(t, msg, "redis.nodes", `"0"`, "weight")
+	msg = loadErr(t, nil, map[string]string{nodesEnv: "127.0.0.1:7000:0"})
+	wantAll(t, msg, nodesEnv, `"0"`, "weight")
+
+	c := mustLoad(t, []string{"--config", writeFile(t, "redis:\n  nodes:\n    - addr: 127.0.0.1:7000\n    - {addr: 127.0.0.1:7001, weight: 2}\n    - {addr: 127.0.0.1:7002, weight: ~}\n")}, nil)
+	if w := []int{c.Redis.Nodes[0].Weight, c.Redis.Nodes[1].Weight, c.Redis.Nodes[2].Weight}; !reflect.DeepEqual(w, []int{1, 2, 1}) {
+		t.Errorf("weights %v, want [1 2 1]", w)
+	}
+}
+
+// TestSpaceSeparatedNodes: a node list separated by spaces is not one
+// node named after the second address; Kafka bootstrap servers take no
+// name, weight or region.
+func TestSpaceSeparatedNodes(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		env  map[string]string
+		want []string
+	}{
+		{env: map[string]string{nodesEnv: "127.0.0.1:7001 127.0.0.1:7002"},
+			want: []string{nodesEnv, `"127.0.0.1:7002"`, "commas"}},
+		{env: map[string]string{nodesEnv: "127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003"},
+			want: []string{nodesEnv, "commas"}},
+		{env: map[string]string{nodesEnv: "127.0.0.1:7001 redis-b:6379:2@eu"},
+			want: []string{nodesEnv, "commas"}},
+		{env: map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "k0:9092 k1:9092"},
+			want: []string{"KAFKA_BOOTSTRAP_SERVERS", `"k1:9092"`, "commas"}},
+		{file: "redis:\n  nodes: [\"127.0.0.1:7001 127.0.0.1:7002\"]\n",
+			want: []string{"redis.nodes", "commas"}},
+		// bootstrap servers: no names, weights or regions
+		{env: map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "k0:9092 broker-0"},
+			want: []string{"kafka.bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS", `"broker-0"`, "name"}},
+		{env: map[string]string{"KAFKA_BACKENDS": "k0:9092:2,k1:9092"},
+			want: []string{"kafka.bootstrap_servers", "KAFKA_BACKENDS", "weight"}},
+		{env: map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "k0:9092@eu-west-1"},
+			want: []string{"kafka.bootstrap_servers", "KAFKA_BOOTSTRAP_SERVERS", `"eu-west-1"`, "region"}},
+		{file: "kafka:\n  bootstrap_servers:\n    - {addr: k0:9092, name: b0}\n",
+			want: []string{": kafka.bootstrap_servers", `"b0"`, "name"}},
+	} {
+		var args []string
+		if tc.file != "" {
+			args = []string{"--config", writeFile(t, tc.file)}
+		}
+		wantAll(t, loadErr(t, args, tc.env), tc.want...)
+	}
+	// a name that is not an address is fine
+	c := mustLoad(t, nil, map[string]string{nodesEnv: "127.0.0.1:7001 shard-a,127.0.0.1:7002:2@eu shard-b"})
+	if c.Redis.Nodes[0].Name != "shard-a" || c.Redis.Nodes[1].Name != "shard-b" {
+		t.Errorf("names: %+v", c.Redis.Nodes)
+	}
+	// so is an address as a name given explicitly in the mapping form
+	// (a node moved to a new address keeps its place on the ring)
+	c = mustLoad(t, []string{"--config", writeFile(t, "redis:\n  nodes:\n    - {addr: 127.0.0.1:7001, name: \"10.0.0.9:6379\"}\n")}, nil)
+	if c.Redis.Nodes[0].Name != "10.0.0.9:6379" {
+		t.Errorf("explicit name: %+v", c.Redis.Nodes)
+	}
+}
+
+// TestNodeAddressNeedsHostAndPort: a backend node needs a host and a port
+// 1-65535, whereas a listen address may have port 0 and no host.
+func TestNodeAddressNeedsHostAndPort(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		env  map[string]string
+		want []string
+	}{
+		{env: map[string]string{nodesEnv: "127.0.0.1:0"}, want: []string{nodesEnv, "127.0.0.1:0", "port 0"}},
+		{env: map[string]string{nodesEnv: ":6379"}, want: []string{nodesEnv, `":6379"`, "no host"}},
+		{env: map[string]string{"KAFKA_BOOTSTRAP_SERVERS": ":0"}, want: []string{"KAFKA_BOOTSTRAP_SERVERS", `":0"`}},
+		{env: map[string]string{"RABBITMQ_CLUSTER_NODES": "127.0.0.1:0"}, want: []string{"RABBITMQ_CLUSTER_NODES", "port 0"}},
+		{file: "redis:\n  nodes: [127.0.0.1:0]\n", want: []string{"redis.nodes", "port 0"}},
+		{file: "redis:\n  nodes:\n    - addr: \":6379\"\n", want: []string{"redis.nodes", "no host"}},
+		{file: "kafka:\n  bootstrap_servers: [\"[::1]:0\"]\n", want: []string{"kafka.bootstrap_servers", "port 0"}},
+	} {
+		var args []string
+		if tc.file != "" {
+			args = []string{"--config", writeFile(t, tc.file)}
+		}
+		wantAll(t, loadErr(t, args, tc.env), tc.want...)
+	}
+	// Validate checks nodes built by hand too
+	c := config.Default()
+	c.Redis.Nodes = []config.Node{{Addr: "127.0.0.1:0", Weight: 1}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "port 0") {
+		t.Errorf("Validate of a node at port 0: %v", err)
+	}
+	// listen addresses keep port 0 and an empty host
+	mustLoad(t, nil, map[string]string{nodesEnv: "127.0.0.1:7000", "REDIS_LISTEN": ":0", "ADMIN_LISTEN": "127.0.0.1:0"})
+	for _, a := range []string{":0", "127.0.0.1:0", ":6379"} {
+		if err := config.CheckAddr(a); err != nil {
+			t.Errorf("CheckAddr(%q) = %v", a, err)
+		}
+		if err := config.CheckNodeAddr(a); err == nil {
+			t.Errorf("CheckNodeAddr(%q) accepted", a)
+		}
+	}
+	for _, a := range []string{"127.0.0.1:1", "redis-a:65535", "[::1]:6379"} {
+		if err := config.CheckNodeAddr(a); err != nil {
+			t.Errorf("CheckNodeAddr(%q) = %v", a, err)
+		}
+	}
+}
+
+// writeCertPair writes a self-signed certificate and its key as PEM files
+// and returns their paths.
+func writeCertPair(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "ambassador test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// TestKafkaSecurityConsistency: TLS settings while TLS is off and SASL
+// credentials without a mechanism are refused rather than ignored, and
+// with TLS on the files are loaded as the Kafka frontend loads them, so
+// that what validates also starts.
+func TestKafkaSecurityConsistency(t *testing.T) {
+	certFile, keyFile := writeCertPair(t)
+	otherCert, _ := writeCertPair(t)
+	notPEM := writeFile(t, "not a certificate\n")
+	kafka := func(kv ...string) map[string]string {
+		m := map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		file string
+		env  map[string]string
+		want []string
+	}{
+		{name: "ca_file without TLS", env: kafka("KAFKA_TLS_CA_FILE", certFile),
+			want: []string{"kafka.tls.ca_file", "KAFKA_TLS_CA_FILE", "KAFKA_TLS", "off"}},
+		{name: "cert_file without TLS", env: kafka("KAFKA_TLS_CERT_FILE", certFile, "KAFKA_TLS_KEY_FILE", keyFile),
+			want: []string{"2 problems", "KAFKA_TLS_CERT_FILE", "KAFKA_TLS_KEY_FILE", "off"}},
+		{name: "server_name without TLS", env: kafka("KAFKA_TLS_SERVER_NAME", "kafka.internal", "KAFKA_TLS", "false"),
+			want: []string{"kafka.tls.server_name", "KAFKA_TLS_SERVER_NAME", "kafka.tls.enabled (KAFKA_TLS)"}},
+		{name: "insecure_skip_verify without TLS", env: kafka("KAFKA_TLS_INSECURE_SKIP_VERIFY", "true"),
+			want: []string{"kafka.tls.insecure_skip_verify", "KAFKA_TLS_INSECURE_SKIP_VERIFY"}},
+		{name: "file: ca_file without TLS", file: "kafka:\n  bootstrap_servers: [127.0.0.1:9093]\n  tls: {ca_file: " + certFile + "}\n",
+			want: []string{": kafka.tls.ca_file", "kafka.tls.enabled", "off"}},
+		{name: "username without mechanism", env: kafka("KAFKA_SASL_USERNAME", "amb"),
+			want: []string{"kafka.sasl.username", "KAFKA_SASL_USERNAME", "KAFKA_SASL_MECHANISM"}},
+		{name: "password without mechanism", env: kafka("KAFKA_SASL_PASSWORD", "hunter2"),
+			want: []string{"kafka.sasl.password", "KAFKA_SASL_PASSWORD", "mechanism"}},
+		{name: "file: credentials without mechanism", file: "kafka:\n  bootstrap_servers: [127.0.0.1:9093]\n  sasl: {username: amb, password: hunter2}\n",
+			want: []string{": kafka.sasl.username", ": kafka.sasl.password", "mechanism"}},
+		{name: "mechanism without password", env: kafka("KAFKA_SASL_MECHANISM", "plain", "KAFKA_SASL_USERNAME", "amb"),
+			want: []string{"kafka.sasl.password", "PLAIN"}},
+		{name: "unknown mechanism", env: kafka("KAFKA_SASL_MECHANISM", "gssapi", "KAFKA_SASL_USERNAME", "amb", "KAFKA_SASL_PASSWORD", "hunter2"),
+			want: []string{"kafka.sasl.mechanism", "KAFKA_SASL_MECHANISM", `"GSSAPI"`}},
+		{name: "missing CA file", env: kafka("KAFKA_TLS", "1", "KAFKA_TLS_CA_FILE", "/nonexistent/ca.pem"),
+			want: []string{"kafka.tls.ca_file", "KAFKA_TLS_CA_FILE", "/nonexistent/ca.pem"}},
+		{name: "CA file not PEM", env: kafka("KAFKA_TLS", "1", "KAFKA_TLS_CA_FILE", notPEM),
+			want: []string{"kafka.tls.ca_file", "KAFKA_TLS_CA_FILE", "no PEM certificate"}},
+		{name: "cert without key", env: kafka("KAFKA_TLS", "1", "KAFKA_TLS_CERT_FILE", certFile),
+			want: []string{"kafka.tls.cert_file", "KAFKA_TLS_CERT_FILE", "kafka.tls.key_file"}},
+		{name: "key without cert", env: kafka("KAFKA_TLS", "1", "KAFKA_TLS_KEY_FILE", keyFile),
+			want: []string{"kafka.tls.key_file", "KAFKA_TLS_KEY_FILE", "kafka.tls.cert_file"}},
+		{name: "key of another certificate", env: kafka("KAFKA_TLS", "1", "KAFKA_TLS_CERT_FILE", otherCert, "KAFKA_TLS_KEY_FILE", keyFile),
+			want: []string{"kafka.tls.cert_file", "KAFKA_TLS_CERT_FILE", "KAFKA_TLS_KEY_FILE"}},
+		{name: "file: key not PEM", file: "kafka:\n  bootstrap_servers: [127.0.0.1:9093]\n  tls: {enabled: true, cert_file: " + certFile + ", key_file: " + notPEM + "}\n",
+			want: []string{": kafka.tls.cert_file", ": kafka.tls.key_file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var args []string
+			if tc.file != "" {
+				args = []string{"--config", writeFile(t, tc.file)}
+			}
+			msg := loadErr(t, args, tc.env)
+			wantAll(t, msg, tc.want...)
+			if strings.Contains(msg, "hunter2") {
+				t.Errorf("error %q shows a secret", msg)
+			}
+		})
+	}
+	// consistent settings load
+	c := mustLoad(t, nil, kafka("KAFKA_TLS", "enabled", "KAFKA_TLS_CA_FILE", certFile, "KAFKA_TLS_CERT_FILE", certFile,
+		"KAFKA_TLS_KEY_FILE", keyFile, "KAFKA_TLS_SERVER_NAME", "kafka.internal",
+		"KAFKA_SASL_MECHANISM", "scram-sha-512", "KAFKA_SASL_USERNAME", "amb", "KAFKA_SASL_PASSWORD", "s3cret"))
+	if c.Kafka.SASL.Mechanism != "SCRAM-SHA-512" || !c.Kafka.TLS.Enabled {
+		t.Errorf("kafka security: %+v", c.Kafka)
+	}
+	// Validate compares the mechanism as the Kafka frontend does: a
+	// Config built by hand with a lower-case one is refused.
+	c.Kafka.SASL.Mechanism = "scram-sha-512"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "kafka.sasl.mechanism") {
+		t.Errorf("Validate with mechanism scram-sha-512: %v", err)
+	}
+}
+
+// TestIntervalLowerBounds: intervals that drive a loop have a lower
+// bound, stated in the error; the values the tests and the docs use pass.
+func TestIntervalLowerBounds(t *testing.T) {
+	file := writeFile(t, "redis:\n  nodes: [127.0.0.1:7000]\n")
+	base := map[string]string{nodesEnv: "127.0.0.1:7000", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for k, v := range base {
+			m[k] = v
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		env, val, key, bound string
+	}{
+		{"HEALTH_CHECK_INTERVAL", "1ns", "health.interval", "100ms"},
+		{"HEALTH_CHECK_INTERVAL", "99ms", "health.interval", "100ms"},
+		{"KAFKA_METADATA_REFRESH", "1ms", "kafka.metadata_refresh", "1s"},
+		{"KAFKA_METADATA_REFRESH", "999ms", "kafka.metadata_refresh", "1s"},
+		{"KAFKA_METADATA_REFRESH", "0s", "kafka.metadata_refresh", "1s"},
+		{"CONFIG_RELOAD_INTERVAL", "1ns", "config_reload_interval", "50ms"},
+		{"CONFIG_RELOAD_INTERVAL", "10ms", "config_reload_interval", "50ms"},
+	} {
+		msg := loadErr(t, []string{"--config", file}, with(tc.env, tc.val))
+		wantAll(t, msg, tc.key, tc.env, tc.bound)
+	}
+	msg := loadErr(t, []string{"--config", writeFile(t, "health: {interval: 1ms}\nredis:\n  nodes: [127.0.0.1:7000]\n")}, nil)
+	wantAll(t, msg, ": health.interval", "1ms", "100ms")
+	// the values used by the tests, the demo and the docs
+	for _, kv := range [][2]string{
+		{"HEALTH_CHECK_INTERVAL", "100ms"}, {"HEALTH_CHECK_INTERVAL", "200ms"}, {"HEALTH_CHECK_INTERVAL", "300ms"},
+		{"HEALTH_CHECK_INTERVAL", "500ms"}, {"HEALTH_CHECK_INTERVAL", "2s"}, {"HEALTH_CHECK_INTERVAL", "30s"},
+		{"KAFKA_METADATA_REFRESH", "1s"}, {"KAFKA_METADATA_REFRESH", "30s"},
+		{"CONFIG_RELOAD_INTERVAL", "50ms"}, {"CONFIG_RELOAD_INTERVAL", "0s"}, {"CONFIG_RELOAD_INTERVAL", "5s"},
+	} {
+		mustLoad(t, []string{"--config", file}, with(kv[0], kv[1]))
+	}
+}
+
+// TestReloadIntervalNeedsFile: there is nothing to poll without a config
+// file, so CONFIG_RELOAD_INTERVAL alone is refused, not ignored.
+func TestReloadIntervalNeedsFile(t *testing.T) {
+	msg := loadErr(t, nil, map[string]string{nodesEnv: "127.0.0.1:7000", "CONFIG_RELOAD_INTERVAL": "5s"})
+	wantAll(t, msg, "config_reload_interval", "CONFIG_RELOAD_INTERVAL", "needs a config file")
+	msg = loadErr(t, []string{"--config-reload-interval", "5s"}, map[string]string{nodesEnv: "127.0.0.1:7000"})
+	wantAll(t, msg, "--config-reload-interval", "needs a config file")
+	mustLoad(t, nil, map[string]string{nodesEnv: "127.0.0.1:7000", "CONFIG_RELOAD_INTERVAL": "0s"})
+	file := writeFile(t, "redis:\n  nodes: [127.0.0.1:7000]\n")
+	c := mustLoad(t, nil, map[string]string{"AMBASSADOR_CONFIG": file, "CONFIG_RELOAD_INTERVAL": "5s"})
+	if c.ConfigReloadInterval.D() != 5*time.Second {
+		t.Errorf("config_reload_interval = %v", c.ConfigReloadInterval)
+	}
+	mustLoad(t, []string{"--config", writeFile(t, "config_reload_interval: 1s\nredis:\n  nodes: [127.0.0.1:7000]\n")}, nil)
+}

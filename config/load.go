@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -102,19 +103,168 @@ func FlagUsage() string {
 	return b.String()
 }
 
-// decodeFile reads the YAML file strictly over the defaults.
+// decodeFile reads the YAML file strictly over the defaults, then
+// normalises its values as the variables' setters do, so that the file and
+// the variables accept the same values.
 func (c *Config) decodeFile(data []byte, name string) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
 		return fmt.Errorf("%w: %s: %s", ErrInvalid, name, nameKeys(data, err.Error()))
 	}
-	// Record which keys the file set, to name them in errors.
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err == nil && len(root.Content) > 0 {
-		walkKeys(root.Content[0], "", func(key string) { c.setSource(key, name+": "+key) })
+	if len(root.Content) == 0 {
+		return nil // an empty file
 	}
+	// Booleans take the spellings the variables take (ParseBool): the
+	// scalars of bool fields are rewritten before decoding.
+	var problems []string
+	rewriteBools(root.Content[0], reflect.TypeOf(*c), "", &problems)
+	for i := range problems {
+		problems[i] = name + ": " + problems[i]
+	}
+	if err := root.Decode(c); err != nil {
+		problems = append(problems, yamlProblems(data, name, err)...)
+	}
+	// Node.Decode has no strict mode: the strict decoder finds the unknown
+	// keys (its other complaints, about the original booleans, are moot).
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var te *yaml.TypeError
+	if err := dec.Decode(Default()); errors.As(err, &te) {
+		for _, e := range te.Errors {
+			if strings.Contains(e, " not found in type ") {
+				problems = append(problems, name+": "+nameKeys(data, e))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return &Error{Problems: problems}
+	}
+	c.normalize()
+	// Record which keys the file set, to name them in errors.
+	walkKeys(root.Content[0], "", func(key string) { c.setSource(key, name+": "+key) })
 	return nil
+}
+
+// yamlProblems splits a YAML decoding error into one problem per line,
+// each naming its key.
+func yamlProblems(data []byte, name string, err error) []string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []string{name + ": " + nameKeys(data, err.Error())}
+	}
+	out := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		out[i] = name + ": " + nameKeys(data, e)
+	}
+	return out
+}
+
+var unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+
+// rewriteBools walks the YAML node n alongside the Go type t it decodes
+// into and rewrites the scalars of bool fields written as ParseBool
+// accepts them (enabled, 1, off...) to true or false. key is the file key
+// of n, to name it in the problems it appends.
+func rewriteBools(n *yaml.Node, t reflect.Type, key string, problems *[]string) {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		return // decodes itself (Node, Duration)
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
+			return // not a scalar: the decoder says so; null: unchanged
+		}
+		b, err := ParseBool(n.Value)
+		if err != nil {
+			*problems = append(*problems, fmt.Sprintf("%s: line %d: %v", key, n.Line, err))
+			n.Tag, n.Value, n.Style = "!!null", "", 0 // reported: not again by the decoder
+			return
+		}
+		n.Tag, n.Value, n.Style = "!!bool", strconv.FormatBool(b), 0
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if f, ok := yamlField(t, k); ok {
+				rewriteBools(n.Content[i+1], f.Type, joinKey(key, k), problems)
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, item := range n.Content {
+			rewriteBools(item, t.Elem(), fmt.Sprintf("%s[%d]", key, i), problems)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			rewriteBools(n.Content[i+1], t.Elem(), joinKey(key, n.Content[i].Value), problems)
+		}
+	}
+}
+
+// yamlField finds the field of struct type t that the YAML key k sets.
+func yamlField(t reflect.Type, k string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		if name == k {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func joinKey(prefix, k string) string {
+	if prefix == "" {
+		return k
+	}
+	return prefix + "." + k
+}
+
+// normalize writes the values as the setters of the variables and flags
+// write them (trimmed, in their canonical case, aliases resolved), so
+// that a value the file gives is accepted, or refused, as the same value
+// of a variable.
+func (c *Config) normalize() {
+	c.Admin.Listen = strings.TrimSpace(c.Admin.Listen)
+	c.Log.Level = normLower(c.Log.Level)
+	c.Log.Format = normLower(c.Log.Format)
+	c.LoadBalance = normalizePolicy(c.LoadBalance)
+	var regions []string
+	for _, r := range c.RegionPreference {
+		if r = strings.TrimSpace(r); r != "" {
+			regions = append(regions, r)
+		}
+	}
+	if len(c.RegionPreference) > 0 {
+		c.RegionPreference = regions
+	}
+	c.Redis.Listen = strings.TrimSpace(c.Redis.Listen)
+	c.Redis.Hash = normLower(c.Redis.Hash)
+	c.Redis.Distribution = normLower(c.Redis.Distribution)
+	c.Redis.HashTag = normHashTag(c.Redis.HashTag)
+	c.RabbitMQ.Listen = strings.TrimSpace(c.RabbitMQ.Listen)
+	c.Kafka.Listen = strings.TrimSpace(c.Kafka.Listen)
+	c.Kafka.AdvertisedAddr = strings.TrimSpace(c.Kafka.AdvertisedAddr)
+	c.Kafka.SASL.Mechanism = normMechanism(c.Kafka.SASL.Mechanism)
 }
 
 var lineRE = regexp.MustCompile(`line (\d+): `)
@@ -186,9 +336,7 @@ func walkKeys(n *yaml.Node, prefix string, fn func(string)) {
 			key = prefix + "." + key
 		}
 		fn(key)
-		if prefix == "" {
-			walkKeys(n.Content[i+1], key, fn)
-		}
+		walkKeys(n.Content[i+1], key, fn)
 	}
 }
 

@@ -23,14 +23,14 @@ var settings = []setting{
 	{"admin.listen", []string{"ADMIN_LISTEN"}, "admin-listen", "admin HTTP address (host:port)",
 		func(c *Config, v string) error { return setAddr(&c.Admin.Listen, v) }},
 	{"log.level", []string{"LOG_LEVEL"}, "log-level", "debug, info, warn or error",
-		func(c *Config, v string) error { c.Log.Level = strings.ToLower(v); return nil }},
+		func(c *Config, v string) error { c.Log.Level = normLower(v); return nil }},
 	{"log.format", []string{"LOG_FORMAT"}, "log-format", "text or json",
-		func(c *Config, v string) error { c.Log.Format = strings.ToLower(v); return nil }},
+		func(c *Config, v string) error { c.Log.Format = normLower(v); return nil }},
 	{"load_balance", []string{"LOAD_BALANCE_ALGORITHM", "ROUTING_STRATEGY"}, "load-balance", "round_robin, least_connections or latency_based",
 		func(c *Config, v string) error { c.LoadBalance = normalizePolicy(v); return nil }},
 	{"region_preference", []string{"REGION_PREFERENCE"}, "region-preference", "comma-separated regions, most preferred first",
 		func(c *Config, v string) error { c.RegionPreference = splitList(v); return nil }},
-	{"health.interval", []string{"HEALTH_CHECK_INTERVAL"}, "health-check-interval", "time between active probes of each node",
+	{"health.interval", []string{"HEALTH_CHECK_INTERVAL"}, "health-check-interval", "time between active probes of each node (at least 100ms)",
 		func(c *Config, v string) error { return setDuration(&c.Health.Interval, v) }},
 	{"health.timeout", []string{"HEALTH_CHECK_TIMEOUT"}, "health-check-timeout", "timeout of one probe",
 		func(c *Config, v string) error { return setDuration(&c.Health.Timeout, v) }},
@@ -50,7 +50,7 @@ var settings = []setting{
 		func(c *Config, v string) error { return setDuration(&c.Limits.ConnectionTimeout, v) }},
 	{"limits.idle_timeout", []string{"IDLE_TIMEOUT"}, "idle-timeout", "close clients that send nothing this long after their last reply, with none pending (0 = never); Redis subscribers and blocked clients are not idle",
 		func(c *Config, v string) error { return setDuration(&c.Limits.IdleTimeout, v) }},
-	{"config_reload_interval", []string{"CONFIG_RELOAD_INTERVAL"}, "config-reload-interval", "poll the config file and reload on change (0 = only on SIGHUP)",
+	{"config_reload_interval", []string{"CONFIG_RELOAD_INTERVAL"}, "config-reload-interval", "poll the config file and reload on change (0 = only on SIGHUP; else at least 50ms, and a config file is needed)",
 		func(c *Config, v string) error { return setDuration(&c.ConfigReloadInterval, v) }},
 	{"shutdown_timeout", []string{"SHUTDOWN_TIMEOUT"}, "shutdown-timeout", "how long SIGTERM waits for connections to drain",
 		func(c *Config, v string) error { return setDuration(&c.ShutdownTimeout, v) }},
@@ -75,17 +75,11 @@ var settings = []setting{
 			return nil
 		}},
 	{"redis.hash", []string{"REDIS_HASH"}, "redis-hash", "key hash: xxhash64, or a twemproxy hash (fnv1a_64, md5, crc32a, murmur, ...)",
-		func(c *Config, v string) error { c.Redis.Hash = strings.ToLower(v); return nil }},
+		func(c *Config, v string) error { c.Redis.Hash = normLower(v); return nil }},
 	{"redis.distribution", []string{"REDIS_DISTRIBUTION"}, "redis-distribution", "ketama or modula",
-		func(c *Config, v string) error { c.Redis.Distribution = strings.ToLower(v); return nil }},
+		func(c *Config, v string) error { c.Redis.Distribution = normLower(v); return nil }},
 	{"redis.hash_tag", []string{"REDIS_HASH_TAG"}, "redis-hash-tag", "two characters, e.g. {}; only the part inside is hashed (\"none\" disables)",
-		func(c *Config, v string) error {
-			if strings.EqualFold(v, "none") {
-				v = ""
-			}
-			c.Redis.HashTag = v
-			return nil
-		}},
+		func(c *Config, v string) error { c.Redis.HashTag = normHashTag(v); return nil }},
 	{"redis.auto_eject", []string{"REDIS_AUTO_EJECT"}, "redis-auto-eject", "rehash a down node's keys onto the other nodes",
 		func(c *Config, v string) error { return setBool(&c.Redis.AutoEject, v) }},
 	{"redis.username", []string{"REDIS_USERNAME"}, "", "username the ambassador sends to the backends",
@@ -110,13 +104,13 @@ var settings = []setting{
 		func(c *Config, v string) error { return setAddr(&c.Kafka.Listen, v) }},
 	{"kafka.advertised_addr", []string{"KAFKA_ADVERTISED_ADDR"}, "kafka-advertised-addr", "host:port clients are told to connect to (default: kafka.listen)",
 		func(c *Config, v string) error { return setAddr(&c.Kafka.AdvertisedAddr, v) }},
-	{"kafka.bootstrap_servers", []string{"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BACKENDS"}, "kafka-bootstrap-servers", "Kafka bootstrap brokers, comma-separated; sets the frontend on",
+	{"kafka.bootstrap_servers", []string{"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BACKENDS"}, "kafka-bootstrap-servers", "Kafka bootstrap brokers, host:port, comma-separated (no weight, region or name); sets the frontend on",
 		func(c *Config, v string) error { return setNodes(&c.Kafka.BootstrapServers, v) }},
-	{"kafka.metadata_refresh", []string{"KAFKA_METADATA_REFRESH"}, "", "how often backend metadata is refreshed",
+	{"kafka.metadata_refresh", []string{"KAFKA_METADATA_REFRESH"}, "", "how often backend metadata is refreshed (at least 1s)",
 		func(c *Config, v string) error { return setDuration(&c.Kafka.MetadataRefresh, v) }},
 	{"kafka.fetch_read_ahead", []string{"KAFKA_FETCH_READ_AHEAD"}, "", "fetch a partition's next records while the client processes the last ones",
 		func(c *Config, v string) error { return setBool(&c.Kafka.FetchReadAhead, v) }},
-	{"kafka.tls.enabled", []string{"KAFKA_TLS"}, "", "TLS to the Kafka brokers",
+	{"kafka.tls.enabled", []string{"KAFKA_TLS"}, "", "TLS to the Kafka brokers; the other kafka.tls settings need it",
 		func(c *Config, v string) error { return setBool(&c.Kafka.TLS.Enabled, v) }},
 	{"kafka.tls.ca_file", []string{"KAFKA_TLS_CA_FILE"}, "", "CA bundle that verifies the Kafka brokers (default: system roots)",
 		func(c *Config, v string) error { c.Kafka.TLS.CAFile = v; return nil }},
@@ -128,11 +122,8 @@ var settings = []setting{
 		func(c *Config, v string) error { c.Kafka.TLS.ServerName = v; return nil }},
 	{"kafka.tls.insecure_skip_verify", []string{"KAFKA_TLS_INSECURE_SKIP_VERIFY"}, "", "do not verify the Kafka brokers' certificates",
 		func(c *Config, v string) error { return setBool(&c.Kafka.TLS.InsecureSkipVerify, v) }},
-	{"kafka.sasl.mechanism", []string{"KAFKA_SASL_MECHANISM"}, "", "SASL to the Kafka brokers: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
-		func(c *Config, v string) error {
-			c.Kafka.SASL.Mechanism = strings.ToUpper(strings.TrimSpace(v))
-			return nil
-		}},
+	{"kafka.sasl.mechanism", []string{"KAFKA_SASL_MECHANISM"}, "", "SASL to the Kafka brokers: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (any case); needs a username and a password",
+		func(c *Config, v string) error { c.Kafka.SASL.Mechanism = normMechanism(v); return nil }},
 	{"kafka.sasl.username", []string{"KAFKA_SASL_USERNAME"}, "", "SASL user of the ambassador at the Kafka brokers",
 		func(c *Config, v string) error { c.Kafka.SASL.Username = v; return nil }},
 	{"kafka.sasl.password", []string{"KAFKA_SASL_PASSWORD"}, "", "SASL password of the ambassador at the Kafka brokers",
@@ -169,6 +160,21 @@ func normalizePolicy(v string) string {
 	}
 	return v
 }
+
+// normLower is an enumerated value (log level, hash...) as compared.
+func normLower(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
+
+// normHashTag is a hash tag as compared: "none" is no tag.
+func normHashTag(v string) string {
+	v = strings.TrimSpace(v)
+	if strings.EqualFold(v, "none") {
+		return ""
+	}
+	return v
+}
+
+// normMechanism is a SASL mechanism as the Kafka frontend compares it.
+func normMechanism(v string) string { return strings.ToUpper(strings.TrimSpace(v)) }
 
 func splitList(v string) []string {
 	var out []string

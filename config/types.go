@@ -106,6 +106,11 @@ func ParseNode(s string) (Node, error) {
 	if i := strings.IndexAny(s, " \t"); i >= 0 {
 		n.Name = strings.TrimSpace(s[i+1:])
 		s = s[:i]
+		for _, f := range strings.Fields(n.Name) {
+			if looksLikeAddr(f) {
+				return n, fmt.Errorf("node %q: %q is an address, not a node name: separate nodes with commas (host:port,host:port)", orig, f)
+			}
+		}
 		if strings.ContainsAny(n.Name, " \t") {
 			return n, fmt.Errorf("node %q: want host:port[:weight][@region][ name]", orig)
 		}
@@ -121,12 +126,23 @@ func ParseNode(s string) (Node, error) {
 	if err != nil {
 		return n, fmt.Errorf("node %q: %w", orig, err)
 	}
-	if err := CheckAddr(hostport); err != nil {
+	if err := CheckNodeAddr(hostport); err != nil {
 		return n, fmt.Errorf("node %q: %w", orig, err)
 	}
 	n.Addr = hostport
 	n.Weight = weight
 	return n, nil
+}
+
+// looksLikeAddr reports whether a node name is itself a node address
+// (host:port[:weight][@region]): most likely a list separated by spaces
+// instead of commas.
+func looksLikeAddr(name string) bool {
+	if i := strings.LastIndexByte(name, '@'); i >= 0 {
+		name = name[:i]
+	}
+	hostport, _, err := splitWeight(name)
+	return err == nil && CheckNodeAddr(hostport) == nil
 }
 
 // splitWeight splits "host:port:weight" into "host:port" and the weight (1
@@ -173,23 +189,45 @@ func parseWeight(s string) (int, error) {
 	return w, nil
 }
 
-// CheckAddr checks a host:port address: a host and a numeric port 1-65535.
+// CheckAddr checks a listen address: host:port with a numeric port
+// 0-65535 (0: any free port); the host may be empty (all interfaces).
 func CheckAddr(addr string) error {
+	_, _, err := splitAddr(addr)
+	return err
+}
+
+// CheckNodeAddr checks the address of a backend node: a host and a port
+// 1-65535.
+func CheckNodeAddr(addr string) error {
+	host, port, err := splitAddr(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return fmt.Errorf("address %q has no host (want host:port)", addr)
+	}
+	if port == 0 {
+		return fmt.Errorf("address %q: port 0 is not a port to connect to (want 1 to 65535)", addr)
+	}
+	return nil
+}
+
+func splitAddr(addr string) (string, int, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		if strings.Contains(err.Error(), "missing port") {
-			return fmt.Errorf("address %q has no port (want host:port)", addr)
+			return "", 0, fmt.Errorf("address %q has no port (want host:port)", addr)
 		}
-		return fmt.Errorf("address %q: %v", addr, err)
+		return "", 0, fmt.Errorf("address %q: %v", addr, err)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("address %q: port %q is not a number from 0 to 65535", addr, port)
+		return "", 0, fmt.Errorf("address %q: port %q is not a number from 0 to 65535", addr, port)
 	}
 	if strings.ContainsAny(host, " \t/@") {
-		return fmt.Errorf("address %q: bad host %q", addr, host)
+		return "", 0, fmt.Errorf("address %q: bad host %q", addr, host)
 	}
-	return nil
+	return host, p, nil
 }
 
 // String is the text form of the node.
@@ -231,17 +269,27 @@ func (n *Node) UnmarshalYAML(v *yaml.Node) error {
 		if err := v.Decode(&p); err != nil {
 			return err
 		}
+		p.Addr = strings.TrimSpace(p.Addr)
 		if p.Addr == "" {
 			return fmt.Errorf("line %d: node without addr", v.Line)
 		}
-		if err := CheckAddr(p.Addr); err != nil {
+		if err := CheckNodeAddr(p.Addr); err != nil {
 			return fmt.Errorf("line %d: %w", v.Line, err)
 		}
-		if p.Weight == 0 {
+		weightSet := false
+		for i := 0; i+1 < len(v.Content); i += 2 {
+			if v.Content[i].Value == "weight" && v.Content[i+1].Tag != "!!null" {
+				weightSet = true
+			}
+		}
+		if !weightSet {
 			p.Weight = 1
 		}
-		if p.Weight < 0 || p.Weight > 10000 {
-			return fmt.Errorf("line %d: node %s: weight %d is not from 1 to 10000", v.Line, p.Addr, p.Weight)
+		if p.Weight < 1 || p.Weight > 10000 {
+			return fmt.Errorf("line %d: node %s: weight %d is not an integer from 1 to 10000", v.Line, p.Addr, p.Weight)
+		}
+		if strings.ContainsAny(p.Name, " \t") {
+			return fmt.Errorf("line %d: node %s: name %q has a space", v.Line, p.Addr, p.Name)
 		}
 		*n = Node(p)
 		return nil

@@ -1,10 +1,14 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/ambassador-proxy/ambassador/hashring"
 )
@@ -22,7 +26,7 @@ func (c *Config) Validate() error {
 	p.oneOf("log.level", c.Log.Level, []string{"debug", "info", "warn", "error"})
 	p.oneOf("log.format", c.Log.Format, []string{"text", "json"})
 	p.oneOf("load_balance", c.LoadBalance, Policies)
-	p.positive("health.interval", int64(c.Health.Interval))
+	p.atLeastDuration("health.interval", c.Health.Interval, minHealthInterval, false)
 	p.positive("health.timeout", int64(c.Health.Timeout))
 	p.atLeast("health.fail_threshold", c.Health.FailThreshold, 1)
 	p.atLeast("health.rise_threshold", c.Health.RiseThreshold, 1)
@@ -30,6 +34,10 @@ func (c *Config) Validate() error {
 	p.positive("circuit_breaker.open_timeout", int64(c.CircuitBreaker.OpenTimeout))
 	p.atLeast("limits.max_connections", c.Limits.MaxConnections, 0)
 	p.positive("limits.connection_timeout", int64(c.Limits.ConnectionTimeout))
+	p.atLeastDuration("config_reload_interval", c.ConfigReloadInterval, minConfigReloadInterval, true)
+	if c.ConfigReloadInterval > 0 && c.File == "" {
+		p.add("config_reload_interval", "needs a config file (--config or AMBASSADOR_CONFIG) to poll; without one only SIGHUP reloads")
+	}
 	for _, r := range c.RegionPreference {
 		if strings.ContainsAny(r, " @,") {
 			p.add("region_preference", "bad region %q", r)
@@ -87,22 +95,22 @@ func (c *Config) Validate() error {
 			p.addr("kafka.advertised_addr", k.AdvertisedAddr)
 		}
 		p.nodes("kafka.bootstrap_servers", k.BootstrapServers)
-		p.positive("kafka.metadata_refresh", int64(k.MetadataRefresh))
+		for _, n := range k.BootstrapServers {
+			if n.Name != "" {
+				p.add("kafka.bootstrap_servers", "node %s: a name (%q) means nothing for a bootstrap server; list addresses, comma-separated", n.Addr, n.Name)
+			}
+			if n.Weight > 1 {
+				p.add("kafka.bootstrap_servers", "node %s: a weight (%d) means nothing for a bootstrap server", n.Addr, n.Weight)
+			}
+			if n.Region != "" {
+				p.add("kafka.bootstrap_servers", "node %s: a region (%q) means nothing for a bootstrap server", n.Addr, n.Region)
+			}
+		}
+		p.atLeastDuration("kafka.metadata_refresh", k.MetadataRefresh, minMetadataRefresh, false)
 		if k.MaxRequestSize < 1024 {
 			p.add("kafka.max_request_size", "%d is under 1024 bytes", k.MaxRequestSize)
 		}
-		switch strings.ToUpper(k.SASL.Mechanism) {
-		case "":
-		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-			if k.SASL.Username == "" || k.SASL.Password == "" {
-				p.add("kafka.sasl", "mechanism %s needs a username and a password", k.SASL.Mechanism)
-			}
-		default:
-			p.add("kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
-		}
-		if (k.TLS.CertFile == "") != (k.TLS.KeyFile == "") {
-			p.add("kafka.tls", "cert_file and key_file go together")
-		}
+		p.kafkaSecurity(k)
 	}
 	if !r.Enabled() && !c.RabbitMQ.Enabled() && !k.Enabled() {
 		p.list = append(p.list, "nothing to proxy: set REDIS_CLUSTER_NODES (or REDIS_BACKENDS), KAFKA_BOOTSTRAP_SERVERS (or KAFKA_BACKENDS), or the nodes of a frontend in the --config file")
@@ -119,14 +127,35 @@ type problems struct {
 }
 
 func (p *problems) add(key, format string, args ...any) {
-	src := p.c.Source(key)
-	label := key
-	if src != "default" && !strings.HasSuffix(src, ": "+key) {
-		label = key + " (" + src + ")"
-	} else if src != "default" {
-		label = src
+	p.list = append(p.list, p.label(key)+": "+fmt.Sprintf(format, args...))
+}
+
+// hint names a key to set: where it was set, or when it has its default,
+// the key and its variable ("kafka.tls.enabled (or KAFKA_TLS)").
+func (p *problems) hint(key string) string {
+	if p.c.Source(key) != "default" {
+		return p.label(key)
 	}
-	p.list = append(p.list, label+": "+fmt.Sprintf(format, args...))
+	for _, s := range settings {
+		if s.Key == key && len(s.Env) > 0 {
+			return key + " (or " + s.Env[0] + ")"
+		}
+	}
+	return key
+}
+
+// label names a key and where it was set: "key (VARIABLE)", "key
+// (--flag)", "file: key", or the key alone when it has its default.
+func (p *problems) label(key string) string {
+	src := p.c.Source(key)
+	switch {
+	case src == "default":
+		return key
+	case strings.HasSuffix(src, ": "+key):
+		return src
+	default:
+		return key + " (" + src + ")"
+	}
 }
 
 func (p *problems) addr(key, v string) bool {
@@ -149,6 +178,26 @@ func (p *problems) positive(key string, v int64) {
 	}
 }
 
+// Lower bounds of the intervals that drive a loop: a tiny value would
+// make it spin.
+const (
+	minHealthInterval       = 100 * time.Millisecond
+	minMetadataRefresh      = time.Second
+	minConfigReloadInterval = 50 * time.Millisecond
+)
+
+// atLeastDuration refuses a duration under min; zero too unless zeroOK
+// (zero meaning off).
+func (p *problems) atLeastDuration(key string, v Duration, min time.Duration, zeroOK bool) {
+	switch {
+	case v == 0 && zeroOK:
+	case v <= 0:
+		p.add(key, "must be greater than zero (at least %v)", min)
+	case v.D() < min:
+		p.add(key, "%v is under the minimum of %v", v, min)
+	}
+}
+
 func (p *problems) atLeast(key string, v, min int) {
 	if v < min {
 		p.add(key, "%d is less than %d", v, min)
@@ -159,7 +208,7 @@ func (p *problems) nodes(key string, nodes []Node) {
 	seen := map[string]bool{}
 	names := map[string]bool{}
 	for _, n := range nodes {
-		if err := CheckAddr(n.Addr); err != nil {
+		if err := CheckNodeAddr(n.Addr); err != nil {
 			p.add(key, "%v", err)
 		}
 		if seen[n.Addr] {
@@ -172,8 +221,68 @@ func (p *problems) nodes(key string, nodes []Node) {
 			}
 			names[n.Name] = true
 		}
-		if n.Weight < 0 {
-			p.add(key, "node %s: weight %d is negative", n.Addr, n.Weight)
+		if n.Weight < 0 || n.Weight > 10000 {
+			p.add(key, "node %s: weight %d is not from 1 to 10000", n.Addr, n.Weight)
 		}
+	}
+}
+
+// kafkaSecurity checks TLS and SASL to the brokers as the Kafka frontend
+// will use them (protocols/kafka newSecurity), so that what validates also
+// starts: no setting that would be ignored, files that load.
+func (p *problems) kafkaSecurity(k *Kafka) {
+	t := &k.TLS
+	if !t.Enabled {
+		for _, s := range []struct {
+			key string
+			set bool
+		}{
+			{"kafka.tls.ca_file", t.CAFile != ""},
+			{"kafka.tls.cert_file", t.CertFile != ""},
+			{"kafka.tls.key_file", t.KeyFile != ""},
+			{"kafka.tls.server_name", t.ServerName != ""},
+			{"kafka.tls.insecure_skip_verify", t.InsecureSkipVerify},
+		} {
+			if s.set {
+				p.add(s.key, "is set but TLS to the brokers is off: enable %s, or unset this", p.hint("kafka.tls.enabled"))
+			}
+		}
+	} else {
+		if t.CAFile != "" {
+			if pem, err := os.ReadFile(t.CAFile); err != nil {
+				p.add("kafka.tls.ca_file", "%v", err)
+			} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+				p.add("kafka.tls.ca_file", "%s: no PEM certificate in it", t.CAFile)
+			}
+		}
+		switch {
+		case t.CertFile != "" && t.KeyFile == "":
+			p.add("kafka.tls.cert_file", "needs %s too", p.hint("kafka.tls.key_file"))
+		case t.CertFile == "" && t.KeyFile != "":
+			p.add("kafka.tls.key_file", "needs %s too", p.hint("kafka.tls.cert_file"))
+		case t.CertFile != "":
+			if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+				p.add("kafka.tls.cert_file", "with %s: %v", p.hint("kafka.tls.key_file"), err)
+			}
+		}
+	}
+	s := &k.SASL
+	switch s.Mechanism {
+	case "":
+		if s.Username != "" {
+			p.add("kafka.sasl.username", "is set but no SASL mechanism is: set %s to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, or unset this", p.hint("kafka.sasl.mechanism"))
+		}
+		if s.Password != "" {
+			p.add("kafka.sasl.password", "is set but no SASL mechanism is: set %s to PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, or unset this", p.hint("kafka.sasl.mechanism"))
+		}
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if s.Username == "" {
+			p.add("kafka.sasl.username", "is needed by the SASL mechanism %s: set %s", s.Mechanism, p.hint("kafka.sasl.username"))
+		}
+		if s.Password == "" {
+			p.add("kafka.sasl.password", "is needed by the SASL mechanism %s: set %s", s.Mechanism, p.hint("kafka.sasl.password"))
+		}
+	default:
+		p.add("kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
 	}
 }
