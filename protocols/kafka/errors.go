@@ -17,7 +17,20 @@ func errorResponse(req kmsg.Request, code int16) (kmsg.Response, bool) {
 	resp.SetVersion(req.GetVersion())
 	rv := reflect.ValueOf(resp).Elem()
 	mirror(reflect.ValueOf(req).Elem(), rv)
-	return resp, setErrors(rv, code) > 0
+	if setErrors(rv, code) == 0 {
+		return resp, false
+	}
+	// Some error fields exist only from some version on (DescribeLogDirs
+	// has its top-level one from v3): count what the wire carries at the
+	// request's version, or a client would read an empty success.
+	back := req.ResponseKind()
+	back.SetVersion(req.GetVersion())
+	if err := back.ReadFrom(resp.AppendTo(nil)); err != nil {
+		return resp, false
+	}
+	carried := false
+	errorCodes(back, func(c int16) { carried = carried || c == code })
+	return resp, carried
 }
 
 // respAliases names request fields that carry the items of a response

@@ -133,6 +133,17 @@ func TestErrorResponseMirrorsRequest(t *testing.T) {
 		}
 	}
 	{
+		// DescribeLogDirs has its top-level error field from v3 on only:
+		// before, a response with it set reads as an empty success on the
+		// wire, so there is no error response (the connection closes)
+		for v, want := range map[int16]bool{0: false, 2: false, 3: true, 4: true} {
+			req := &kmsg.DescribeLogDirsRequest{Version: v, Topics: []kmsg.DescribeLogDirsRequestTopic{{Topic: "t", Partitions: []int32{0}}}}
+			if _, ok := errorResponse(req, code); ok != want {
+				t.Errorf("DescribeLogDirs v%d: error response %v, want %v", v, ok, want)
+			}
+		}
+	}
+	{
 		// OffsetFetch v7 lists partitions as bare int32s
 		req := &kmsg.OffsetFetchRequest{Version: 7, Group: "g", Topics: []kmsg.OffsetFetchRequestTopic{{Topic: "a", Partitions: []int32{3, 5}}}}
 		resp, _ := errorResponse(req, code)
