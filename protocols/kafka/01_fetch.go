@@ -227,7 +227,10 @@ func (c *clientConn) handleFetch(r *request) {
 		fs.detach(op)
 	} else {
 		wait := time.Duration(req.MaxWaitMillis)*time.Millisecond + fetchGrace - time.Since(r.start)
-		op.timer = time.AfterFunc(wait, func() { c.fetchTimedOut(op) })
+		op.timer = time.AfterFunc(wait, func() {
+			defer c.contain()
+			c.fetchTimedOut(op)
+		})
 		fs.live[op] = struct{}{}
 	}
 	fs.mu.Unlock()

@@ -76,6 +76,9 @@ type brokerConn struct {
 	m       *metrics
 	done    func(*brokerConn, error) // called once when the connection dies
 	account func(n int)              // bytes queued (+) and written or dropped (-)
+	// panicked, when set, is told of a panic in a response's callback
+	// (a bug): the client it belongs to is closed, not the process.
+	panicked func(r any)
 
 	wmu sync.Mutex // held while writing to conn, by the writer or a sender
 
@@ -116,7 +119,7 @@ type writeJob struct {
 }
 
 func dialBroker(ctx context.Context, sec *security, k bkey, timeout time.Duration, node *cluster.Node, m *metrics,
-	wg *sync.WaitGroup, done func(*brokerConn, error), account func(int)) (*brokerConn, error) {
+	wg *sync.WaitGroup, done func(*brokerConn, error), account func(int), panicked func(any)) (*brokerConn, error) {
 	conn, br, lifetime, err := sec.dial(ctx, k.addr, timeout, true)
 	if err != nil {
 		if node != nil && !errors.Is(err, ErrAuth) {
@@ -124,8 +127,11 @@ func dialBroker(ctx context.Context, sec *security, k bkey, timeout time.Duratio
 		}
 		return nil, fmt.Errorf("kafka: dial broker %d at %s: %w", k.id, k.addr, err)
 	}
-	b := &brokerConn{key: k, node: node, conn: conn, m: m, done: done, account: account, wake: make(chan struct{}, 1), sec: sec}
-	wg.Go(func() { b.readLoop(br) })
+	b := &brokerConn{key: k, node: node, conn: conn, m: m, done: done, account: account, panicked: panicked, wake: make(chan struct{}, 1), sec: sec}
+	wg.Go(func() {
+		defer b.contain()
+		b.readLoop(br)
+	})
 	wg.Go(b.writeLoop)
 	b.mu.Lock()
 	b.scheduleRenewal(lifetime)
@@ -503,6 +509,19 @@ func (b *brokerConn) readLoop(br *bufio.Reader) {
 			b.mu.Unlock()
 		}
 	}
+}
+
+// contain recovers a panic of the reader (in a response's callback): the
+// owner is told (it closes its client), then the connection fails.
+func (b *brokerConn) contain() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	if b.panicked != nil {
+		b.panicked(r)
+	}
+	b.fail(fmt.Errorf("kafka: broker %d: panic handling a response: %v", b.key.id, r), false)
 }
 
 // fail ends the connection: every request in flight gets err. failure

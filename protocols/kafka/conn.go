@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,7 +162,27 @@ func (c *clientConn) account(n int) {
 }
 
 // async runs fn on a goroutine the connection waits for before it ends.
-func (c *clientConn) async(fn func()) { c.wg.Go(fn) }
+func (c *clientConn) async(fn func()) {
+	c.wg.Go(func() {
+		defer c.contain()
+		fn()
+	})
+}
+
+// contain, deferred on the goroutines that work for the client besides
+// its reader (request goroutines, timers), turns a panic (a bug) into the
+// client's connection closed with a log line, as a panic on its reader
+// is: one client's bug must not end the process.
+func (c *clientConn) contain() {
+	if r := recover(); r != nil {
+		c.panicked(r)
+	}
+}
+
+func (c *clientConn) panicked(r any) {
+	c.log.Error("panic serving client; connection closed", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	c.abort(frontend.ReasonPanic)
+}
 
 // request is one client request in flight.
 type request struct {
@@ -579,7 +601,7 @@ func (c *clientConn) backendConn(id int32, ln lane) (*brokerConn, error) {
 	c.bwg.Add(1) // the dial: closeBackends' Wait comes after
 	c.bmu.Unlock()
 	defer c.bwg.Done()
-	bc, err := dialBroker(c.ctx, c.f.sec, k, c.f.settings().dialTimeout, c.f.be.node(br.addr), c.f.m, &c.bwg, c.brokerDied, c.account)
+	bc, err := dialBroker(c.ctx, c.f.sec, k, c.f.settings().dialTimeout, c.f.be.node(br.addr), c.f.m, &c.bwg, c.brokerDied, c.account, c.panicked)
 	if err != nil {
 		c.f.be.triggerRefresh()
 		return nil, err
@@ -715,7 +737,10 @@ func (c *clientConn) backoffErrors(id int32, cb func(kmsg.Response, error)) func
 			cb(nil, err)
 			return
 		}
-		time.AfterFunc(min(50*time.Millisecond<<min(n-1, 5), time.Second), func() { cb(nil, err) })
+		time.AfterFunc(min(50*time.Millisecond<<min(n-1, 5), time.Second), func() {
+			defer c.contain()
+			cb(nil, err)
+		})
 	}
 }
 
@@ -776,6 +801,7 @@ func (c *clientConn) scatterWithin(r *request, ln lane, parts []*part, within ti
 	var timer *time.Timer
 	if within > 0 {
 		timer = time.AfterFunc(within, func() {
+			defer c.contain()
 			mu.Lock()
 			if done {
 				mu.Unlock()

@@ -3,6 +3,8 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
+	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/ambassador-proxy/ambassador/cluster"
 	"github.com/ambassador-proxy/ambassador/config"
+	"github.com/ambassador-proxy/ambassador/protocols/frontend"
 )
 
 func newTestFrontend(t *testing.T) *Frontend {
@@ -389,7 +392,7 @@ func TestQueuedRequestTimeCountsFromHead(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	b, err := dialBroker(context.Background(), sec, bkey{id: 0, addr: kc.ListenAddrs()[0], lane: laneMain}, time.Second, nil, f.m, &wg, nil, func(int) {})
+	b, err := dialBroker(context.Background(), sec, bkey{id: 0, addr: kc.ListenAddrs()[0], lane: laneMain}, time.Second, nil, f.m, &wg, nil, func(int) {}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,5 +428,58 @@ func TestQueuedRequestTimeCountsFromHead(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: no answer", what)
 		}
+	}
+}
+
+// TestPanicClosesOnlyTheClient: a panic (a bug) in a response's callback
+// on a broker connection's reader, or on a goroutine working for a client,
+// closes that client's connection with a log line; the process goes on.
+func TestPanicClosesOnlyTheClient(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	f := newTestFrontend(t)
+	sec, err := newSecurity(&config.Default().Kafka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	told := make(chan any, 1)
+	b, err := dialBroker(context.Background(), sec, bkey{id: 0, addr: kc.ListenAddrs()[0], lane: laneMain}, time.Second, nil, f.m, &wg, nil, func(int) {}, func(r any) { told <- r })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	id := "t"
+	b.send(&id, kmsg.NewPtrApiVersionsRequest(), nil, func(kmsg.Response, error) { panic("bug in a callback") })
+	select {
+	case r := <-told:
+		if r != "bug in a callback" {
+			t.Errorf("told %v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the panic was not reported")
+	}
+	after := make(chan error, 1)
+	b.send(&id, kmsg.NewPtrApiVersionsRequest(), nil, func(_ kmsg.Response, err error) { after <- err })
+	if err := <-after; err == nil {
+		t.Error("the broker connection whose reader panicked still takes requests")
+	}
+
+	// a goroutine of a client's
+	a, other := net.Pipe()
+	defer other.Close()
+	c := &clientConn{f: f, conn: a, log: slog.New(slog.DiscardHandler)}
+	c.reason.Store(-1)
+	c.async(func() { panic("bug in a request goroutine") })
+	c.wg.Wait()
+	if got := frontend.CloseReason(c.reason.Load()); got != frontend.ReasonPanic {
+		t.Errorf("client closed for %v, want a panic", got)
+	}
+	if _, err := a.Write([]byte("x")); err == nil {
+		t.Error("the client's connection is still open")
 	}
 }
