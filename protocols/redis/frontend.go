@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -217,11 +218,19 @@ func (f *Frontend) authRequired() bool {
 	return c.FrontendPassword != "" || len(c.FrontendUsers) > 0
 }
 
-// goBackground runs fn on a goroutine that Shutdown waits for.
+// goBackground runs fn on a goroutine that Shutdown waits for. A panic
+// there (a bug: in a node connection's reader, a reply merge, a relay)
+// ends that goroutine with a log line, not the process; the requests it
+// leaves unanswered fail by their timeout.
 func (f *Frontend) goBackground(fn func()) {
 	f.bg.Add(1)
 	go func() {
 		defer f.bg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				f.log.Error("panic in a background goroutine (a bug); it ended", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			}
+		}()
 		fn()
 	}()
 }

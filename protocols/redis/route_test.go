@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"log/slog"
 	"reflect"
 	"runtime"
 	"strings"
@@ -240,5 +241,23 @@ func TestBlockTimeout(t *testing.T) {
 		if d != tt.d || ok != tt.ok {
 			t.Errorf("%q: %v, %v; want %v, %v", tt.args, d, ok, tt.d, tt.ok)
 		}
+	}
+}
+
+// TestBackgroundPanicContained: a panic on a background goroutine (a bug)
+// ends it with a log line; the process goes on and Shutdown's wait ends.
+func TestBackgroundPanicContained(t *testing.T) {
+	var logged strings.Builder
+	f := &Frontend{log: slog.New(slog.NewTextHandler(&logged, nil))}
+	f.goBackground(func() { panic("bug") })
+	done := make(chan struct{})
+	go func() { f.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the goroutine that panicked was not waited for")
+	}
+	if !strings.Contains(logged.String(), "panic") || !strings.Contains(logged.String(), "bug") {
+		t.Errorf("log: %q", logged.String())
 	}
 }
