@@ -3308,3 +3308,32 @@ func TestKafkaNegativeTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaFetchSessionEpochs: the ambassador hands out no fetch session,
+// but a full fetch naming one (epoch -1: sessionless, closing it; epoch 0:
+// asking for a new one) is served, as brokers serve it (KIP-227);
+// kafka-go's Client.Fetch sends session id -1, epoch -1, and got
+// FETCH_SESSION_ID_NOT_FOUND on every call. Only an incremental fetch
+// (epoch > 0) names a session that must exist.
+func TestKafkaFetchSessionEpochs(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("fs", 1)
+	produceKgo(t, e.client(kgo.DefaultProduceTopic("fs")), "fs", makeRecs("s", 5))
+	for _, tc := range []struct {
+		id, epoch int32
+		ok        bool
+	}{{0, -1, true}, {-1, -1, true}, {12345, -1, true}, {12345, 0, true}, {0, 0, true}, {12345, 1, false}} {
+		req := fetchRequest("fs", 100, map[int32]int64{0: 0})
+		req.SessionID, req.SessionEpoch = tc.id, tc.epoch
+		resp := raw(t, e.addr, req).(*kmsg.FetchResponse)
+		if !tc.ok {
+			if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+				t.Errorf("incremental fetch of session %d epoch %d: %v, want FETCH_SESSION_ID_NOT_FOUND", tc.id, tc.epoch, kerr.ErrorForCode(resp.ErrorCode))
+			}
+			continue
+		}
+		if resp.ErrorCode != 0 || resp.SessionID != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
+			t.Errorf("full fetch naming session %d epoch %d: error %v, session %d, %d topics; want the records, no session", tc.id, tc.epoch, kerr.ErrorForCode(resp.ErrorCode), resp.SessionID, len(resp.Topics))
+		}
+	}
+}

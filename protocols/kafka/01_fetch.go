@@ -120,8 +120,12 @@ func (op *fetchOp) ready() bool {
 
 func (c *clientConn) handleFetch(r *request) {
 	req := r.req.(*kmsg.FetchRequest)
-	if req.SessionID != 0 || req.SessionEpoch > 0 {
+	if req.SessionEpoch > 0 {
 		// We never hand out a session, so there is none to continue.
+		// Epoch -1 (a sessionless fetch, closing the session it names)
+		// and 0 (a full fetch asking for a new session) are full
+		// fetches whatever session id they name (KIP-227): answered,
+		// with session id 0 (none created).
 		resp := req.ResponseKind().(*kmsg.FetchResponse)
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		r.respond(resp)
