@@ -187,7 +187,7 @@ func Default() *Config {
 			PoolSize:        1,
 			RequestTimeout:  Duration(5 * time.Second),
 			MaxBulkLen:      512 << 20,
-			MaxMultibulkLen: 1 << 20,
+			MaxMultibulkLen: 1 << 20, // Redis 7 allows up to INT_MAX; see protocols/redis/README.md
 		},
 		RabbitMQ: RabbitMQ{Listen: "127.0.0.1:5672"},
 		Kafka: Kafka{

@@ -96,6 +96,9 @@ func TestDefaults(t *testing.T) {
 	if got := c.Source("admin.listen"); got != "default" {
 		t.Errorf("Source(admin.listen) = %q, want default", got)
 	}
+	if c.Redis.MaxMultibulkLen != 1<<20 {
+		t.Errorf("redis.max_multibulk_len default %d, want 1048576", c.Redis.MaxMultibulkLen)
+	}
 }
 
 // TestPrecedence sets the same keys at every level and checks that each
@@ -289,6 +292,8 @@ func TestErrors(t *testing.T) {
 			want: []string{"health.interval", `"5"`}},
 		{name: "file duration garbage", file: "redis:\n  nodes: [127.0.0.1:7000]\n  request_timeout: abc\n",
 			want: []string{"redis.request_timeout", `"abc"`}},
+		{name: "multibulk limit over Redis's INT_MAX", file: "redis:\n  nodes: [127.0.0.1:7000]\n  max_multibulk_len: 2147483648\n",
+			want: []string{"redis.max_multibulk_len", "2147483648 is over 2147483647"}},
 		{name: "env duration without unit", env: with("HEALTH_CHECK_INTERVAL", "5"),
 			want: []string{"HEALTH_CHECK_INTERVAL", `"5"`}},
 		{name: "env duration garbage", env: with("CONNECTION_TIMEOUT", "abc"),

@@ -74,6 +74,9 @@ func (c *Config) Validate() error {
 		p.positive("redis.request_timeout", int64(r.RequestTimeout))
 		p.positive("redis.max_bulk_len", r.MaxBulkLen)
 		p.positive("redis.max_multibulk_len", r.MaxMultibulkLen)
+		if r.MaxMultibulkLen > 1<<31-1 {
+			p.add("redis.max_multibulk_len", "%d is over 2147483647, Redis's own limit", r.MaxMultibulkLen)
+		}
 		if r.ClusterMode {
 			p.add("redis.cluster_mode", "Redis Cluster backends are not supported yet (a later issue); unset it to shard standalone nodes on the hash ring")
 		}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -1174,8 +1175,14 @@ func testLocal(t *testing.T, e *redisEnv, ctx context.Context) {
 		t.Errorf("COMMAND COUNT %d, %v", count, err)
 	}
 	list, err := c.Do(ctx, "COMMAND", "LIST").StringSlice()
-	if err != nil || int64(len(list)) != count {
-		t.Errorf("COMMAND LIST: %d names, %v; COMMAND COUNT says %d", len(list), err, count)
+	top := 0 // as Redis, COMMAND LIST names the subcommands too
+	for _, name := range list {
+		if !strings.Contains(name, "|") {
+			top++
+		}
+	}
+	if err != nil || int64(top) != count || !slices.Contains(list, "config|get") {
+		t.Errorf("COMMAND LIST: %d names, %d of commands, %v; COMMAND COUNT says %d", len(list), top, err, count)
 	}
 	for _, name := range []string{"get", "mget", "blpop", "eval", "subscribe"} {
 		if !slices.Contains(list, name) {
@@ -1807,8 +1814,8 @@ func testBadRequests(t *testing.T, e *redisEnv, ctx context.Context) {
 			t.Errorf("%s: connection closed %v (extra %q); want closed after the protocol error", tc.name, closed, extra)
 		}
 	}
-	// redis-server says the same (the ambassador's limit is the node's)
-	for _, req := range []string{"*abc\r\n", "*1\r\n:5\r\n"} {
+	// redis-server says the same for what both refuse
+	for _, req := range []string{"*abc\r\n", "*1\r\n:5\r\n", "*2147483648\r\n"} {
 		c, err := net.Dial("tcp", e.addrs[0])
 		noErr(t, "dial node", err)
 		_, _ = c.Write([]byte(req))
@@ -3483,5 +3490,256 @@ func TestRedisHelpAndSelectInMulti(t *testing.T) {
 	got = []string{r.mustReply(), r.mustReply(), r.mustReply()}
 	if !strings.HasPrefix(got[1], "-ERR") || !strings.HasPrefix(got[2], "-EXECABORT") {
 		t.Errorf("MULTI, SELECT 1, EXEC: %q, want the SELECT refused and EXECABORT", got)
+	}
+}
+
+// dialRaw is a rawConn straight to a node.
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	noErr(t, "dial "+addr, err)
+	t.Cleanup(func() { conn.Close() })
+	return &rawConn{t: t, c: conn}
+}
+
+// sameReplies sends each command to a reference redis-server and to the
+// ambassador and wants the same bytes back.
+func sameReplies(t *testing.T, tag string, ref, amb *rawConn, cmds ...[]string) {
+	t.Helper()
+	for _, q := range cmds {
+		if r, a := ref.do(q...), amb.do(q...); r != a {
+			t.Errorf("%s %q:\nredis      %q\nambassador %q", tag, q, r, a)
+		}
+	}
+}
+
+// arrayStrings reads a RESP array of bulk strings, sorted.
+func arrayStrings(t *testing.T, reply string) []string {
+	t.Helper()
+	if !strings.HasPrefix(reply, "*") {
+		t.Fatalf("not an array: %q", reply)
+	}
+	lines := strings.Split(strings.TrimSuffix(reply, "\r\n"), "\r\n")
+	var out []string
+	for i := 1; i+1 < len(lines); i += 2 {
+		out = append(out, lines[i+1])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestRedisMatchesRedisReplies: replies that must be byte for byte those
+// of a redis-server 7.0 (one node behind the ambassador, a separate
+// reference node): PFMERGE with no source, EVALSHA/FCALL with a bad
+// numkeys, SELECT and HELLO integers, SCAN "", COMMAND GETKEYS, COMMAND
+// INFO of subcommands, COMMAND LIST FILTERBY, SORT patterns with one node.
+func TestRedisMatchesRedisReplies(t *testing.T) {
+	nodes := harness.RedisNodes(t, 2)
+	e := newRedisEnv(t, nodes[:1], envOpts{})
+	for _, proto := range []string{"2", "3"} {
+		ref, amb := dialRaw(t, nodes[1].Addr), e.raw()
+		for _, c := range []*rawConn{ref, amb} {
+			c.do("FLUSHALL")
+			c.do("HELLO", proto)
+			c.do("RPUSH", "sl", "3", "1", "2")
+			c.do("MSET", "weight_1", "30", "weight_2", "10", "weight_3", "20", "obj_1", "o1", "obj_2", "o2", "obj_3", "o3")
+		}
+		sameReplies(t, "RESP"+proto, ref, amb,
+			[]string{"PFMERGE", "hll_dest"}, []string{"PFMERGE", "hll_dest", "hll_dest"}, []string{"TYPE", "hll_dest"},
+			[]string{"EVALSHA", "abc", "x"}, []string{"EVALSHA_RO", "abc", "5", "k"}, []string{"EVALSHA", strings.Repeat("0", 40), "x"},
+			[]string{"FCALL", "nosuch", "x"}, []string{"FCALL_RO", "nosuch", "-1"}, []string{"FCALL", "nosuch", "9", "k"},
+			[]string{"SELECT", "00"}, []string{"SELECT", "+0"}, []string{"SELECT", "-0"}, []string{"SELECT", " 0"},
+			[]string{"SELECT", "9999999999"}, []string{"SELECT", "0"},
+			[]string{"SCAN", "", "MATCH", "hll_*"}, []string{"SCAN", "+"}, []string{"SCAN", " 0"},
+			[]string{"COMMAND", "GETKEYS", "EVAL", "return 1", "0"}, []string{"COMMAND", "GETKEYS", "EVAL", "return 1", "01", "k"},
+			[]string{"COMMAND", "GETKEYS", "EVAL", "return 1", "5", "k"}, []string{"COMMAND", "GETKEYS", "FCALL", "f", "0"},
+			[]string{"COMMAND", "GETKEYS", "PUBLISH", "c", "m"}, []string{"COMMAND", "GETKEYS", "PUBLISH", "c"},
+			[]string{"COMMAND", "GETKEYS", "PING", "x"}, []string{"COMMAND", "GETKEYS", "CONFIG", "GET", "x"},
+			[]string{"COMMAND", "GETKEYS", "CONFIG", "FOO"}, []string{"COMMAND", "GETKEYS", "NOSUCH", "a"},
+			[]string{"COMMAND", "GETKEYS", "GET", "a", "b"}, []string{"COMMAND", "GETKEYS", "PFMERGE", "d"},
+			[]string{"COMMAND", "GETKEYS", "LMPOP", "2", "l", "LEFT"}, []string{"COMMAND", "GETKEYS", "MIGRATE", "h", "p", "", "0", "0"},
+			[]string{"COMMAND", "GETKEYS", "ZUNION", "0", "a"}, []string{"COMMAND", "GETKEYS", "ZUNIONSTORE", "d", "01", "a"},
+			[]string{"COMMAND", "INFO", "config|get", "CONFIG|GET", "config|nosuch", "get|x", "config|get|x", "|get", "config|", "get"},
+			[]string{"COMMAND", "LIST", "FOO"}, []string{"COMMAND", "LIST", "FILTERBY", "FOO", "x"},
+			[]string{"COMMAND", "LIST", "FILTERBY", "PATTERN"}, []string{"COMMAND", "LIST", "FILTERBY", "PATTERN", "a", "b"},
+			[]string{"COMMAND", "LIST", "FILTERBY", "MODULE", "x"}, []string{"COMMAND", "LIST", "FILTERBY", "ACLCAT", "nosuch"},
+			[]string{"COMMAND", "LIST", "FILTERBY", "ACLCAT", "@read"}, []string{"COMMAND", "LIST", "FILTERBY", "PATTERN", "nosuch*"},
+			// one node: SORT patterns pass through
+			[]string{"SORT", "sl", "BY", "weight_*", "GET", "obj_*", "GET", "#"}, []string{"SORT_RO", "sl", "BY", "weight_*"},
+			[]string{"SORT", "sl", "BY", "weight_*", "GET", "obj_*", "STORE", "sl_out"}, []string{"LRANGE", "sl_out", "0", "-1"},
+		)
+		if got := amb.do("HELLO", "03"); got != ref.do("HELLO", "03") {
+			t.Errorf("HELLO 03: %q", got)
+		}
+	}
+
+	// COMMAND LIST FILTERBY: what the server lists, of what the
+	// ambassador runs (its order aside).
+	ref, amb := dialRaw(t, nodes[1].Addr), e.raw()
+	all := arrayStrings(t, amb.do("COMMAND", "LIST"))
+	if !slices.Contains(all, "config|get") || slices.Contains(all, "config|rewrite") || slices.Contains(all, "monitor") {
+		t.Errorf("COMMAND LIST: subcommands the ambassador runs, not the others: %q", all)
+	}
+	for _, f := range [][]string{{"PATTERN", "xa*"}, {"PATTERN", "CONFIG|*"}, {"pattern", "*|get"}, {"PATTERN", "[a-c]?[^x]*"},
+		{"ACLCAT", "hyperloglog"}, {"aclcat", "READ"}, {"ACLCAT", "pubsub"}, {"ACLCAT", "scripting"}} {
+		q := append([]string{"COMMAND", "LIST", "FILTERBY"}, f...)
+		var want []string
+		for _, n := range arrayStrings(t, ref.do(q...)) {
+			if slices.Contains(all, n) {
+				want = append(want, n)
+			}
+		}
+		if got := arrayStrings(t, amb.do(q...)); !slices.Equal(got, want) || len(got) == 0 {
+			t.Errorf("%q: %q, want %q", q, got, want)
+		}
+	}
+}
+
+// TestRedisSortPatternsAcrossNodes: with several nodes, SORT's BY and GET
+// patterns would be looked up on the sorted key's node while their keys
+// live elsewhere: refused, unless a hash tag keeps them on that node.
+func TestRedisSortPatternsAcrossNodes(t *testing.T) {
+	nodes := harness.RedisNodes(t, 4)
+	e := newRedisEnv(t, nodes[:3], envOpts{})
+	ref, amb := dialRaw(t, nodes[3].Addr), e.raw()
+	tag := e.keyOn(0, "t")                              // keys "{tag}..." are on node 0
+	other := e.keyOn(1, "t")                            // and "{other}..." on node 1
+	sl := e.keyOn(2, "sl")                              // a list on node 2
+	tl := "{" + tag + "}sl"                             // a list on node 0
+	w1, o1 := e.keyOn(0, "weight_"), e.keyOn(1, "obj_") // pattern keys on other nodes than sl
+	for _, c := range []*rawConn{ref, amb} {
+		c.do("RPUSH", sl, "3", "1", "2")
+		c.do("RPUSH", tl, "3", "1", "2")
+		c.do("SET", w1, "1")
+		c.do("SET", o1, "1")
+		for i, w := range []string{"30", "10", "20"} {
+			n := strconv.Itoa(i + 1)
+			c.do("SET", "weight_"+n, w)
+			c.do("SET", "obj_"+n, "o"+n)
+			c.do("SET", "{"+tag+"}w_"+n, w)
+			c.do("SET", "{"+tag+"}o_"+n, "o"+n)
+			c.do("HSET", "{"+tag+"}h_"+n, "f", w)
+		}
+	}
+	for _, q := range [][]string{
+		{"SORT", sl, "BY", "weight_*"}, {"SORT_RO", sl, "BY", "weight_*"}, {"SORT", sl, "ALPHA", "BY", "weight_*->f"},
+		{"SORT", tl, "BY", "{" + other + "}w_*"}, {"SORT", tl, "BY", "w_*_{" + tag + "}"}, {"SORT", tl, "BY", "{" + tag + "*}w_*"},
+		{"SORT", sl, "BY", "{}w_*"},
+	} {
+		if got := amb.do(q...); !strings.HasPrefix(got, "-ERR BY option of SORT denied by the ambassador") {
+			t.Errorf("%q: %q, want the BY option refused", q, got)
+		}
+	}
+	for _, q := range [][]string{
+		{"SORT", sl, "GET", "obj_*"}, {"SORT", sl, "BY", "nosort", "GET", "#", "GET", "obj_*"}, {"SORT_RO", sl, "GET", "obj_*->f"},
+		{"SORT", tl, "GET", "{" + other + "}o_*"}, {"SORT", sl, "GET", "obj_*", "STORE", e.keyOn(2, "dst")},
+	} {
+		if got := amb.do(q...); !strings.HasPrefix(got, "-ERR GET option of SORT denied by the ambassador") {
+			t.Errorf("%q: %q, want the GET option refused", q, got)
+		}
+	}
+	// what names no other key runs, as do patterns tagged to the sorted
+	// key's node; errors met before the pattern are the node's
+	sameReplies(t, "3 nodes", ref, amb,
+		[]string{"SORT", sl}, []string{"SORT", sl, "BY", "nosort"}, []string{"SORT", sl, "BY", "weight"}, []string{"SORT", sl, "GET", "#"},
+		[]string{"SORT", sl, "GET", "obj"}, []string{"SORT", sl, "DESC", "LIMIT", "0", "2", "GET", "#", "BY", "nosort"},
+		[]string{"SORT", tl, "BY", "{" + tag + "}w_*", "GET", "{" + tag + "}o_*", "GET", "#"},
+		[]string{"SORT_RO", tl, "BY", "{" + tag + "}h_*->f", "GET", "{" + tag + "}h_*->f"},
+		[]string{"SORT", tl, "BY", "{" + tag + "}w_*", "GET", "{" + tag + "}o_*", "STORE", "{" + tag + "}out"},
+		[]string{"LRANGE", "{" + tag + "}out", "0", "-1"},
+		[]string{"SORT", sl, "LIMIT", "x", "1", "BY", "weight_*"}, []string{"SORT", sl, "FOO", "BY", "weight_*"},
+		[]string{"SORT_RO", sl, "STORE", "x", "BY", "weight_*"}, []string{"SORT", sl, "LIMIT", "0"},
+	)
+	// inside MULTI too: refused, and the transaction aborted
+	amb.send(mbulk("MULTI") + mbulk("SORT", sl, "BY", "weight_*") + mbulk("EXEC"))
+	got := []string{amb.mustReply(), amb.mustReply(), amb.mustReply()}
+	if got[0] != "+OK\r\n" || !strings.HasPrefix(got[1], "-ERR BY option of SORT denied") || !strings.HasPrefix(got[2], "-EXECABORT") {
+		t.Errorf("MULTI, SORT BY weight_*, EXEC: %q", got)
+	}
+	amb.send(mbulk("MULTI") + mbulk("SORT", tl, "BY", "{"+tag+"}w_*") + mbulk("EXEC"))
+	got = []string{amb.mustReply(), amb.mustReply(), amb.mustReply()}
+	if want := "*1\r\n*3\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n1\r\n"; got[1] != "+QUEUED\r\n" || got[2] != want {
+		t.Errorf("MULTI, SORT tagged, EXEC: %q, want QUEUED and %q", got, want)
+	}
+}
+
+// TestRedisNumkeysEdgesAcrossNodes: with several nodes, errors Redis
+// answers before looking at keys are Redis's, not CROSSSLOT or a routing
+// error: [B]LMPOP/[B]ZMPOP whose numkeys covers the direction word, and
+// EVALSHA/FCALL with a bad numkeys; PFMERGE with no source runs on its
+// destination's node.
+func TestRedisNumkeysEdgesAcrossNodes(t *testing.T) {
+	nodes := harness.RedisNodes(t, 4)
+	e := newRedisEnv(t, nodes[:3], envOpts{})
+	ref, amb := dialRaw(t, nodes[3].Addr), e.raw()
+	var lst string // on another node than the words LEFT and MIN
+	for i := 0; ; i++ {
+		lst = "lst" + strconv.Itoa(i)
+		if o := e.owner(lst); o != e.owner("LEFT") && o != e.owner("MIN") {
+			break
+		}
+	}
+	for _, c := range []*rawConn{ref, amb} {
+		c.do("RPUSH", lst, "a")
+	}
+	sameReplies(t, "3 nodes", ref, amb,
+		[]string{"LMPOP", "2", lst, "LEFT"}, []string{"LMPOP", "2", lst, "RIGHT", "COUNT"}, []string{"ZMPOP", "2", lst, "MIN"},
+		[]string{"BLMPOP", "0.01", "2", lst, "LEFT"}, []string{"BZMPOP", "0.01", "2", lst, "MIN"}, []string{"LMPOP", "1", lst, "LEFT"},
+		[]string{"BLMPOP", "0.01", "1", lst, "UP"}, []string{"ZMPOP", "1", lst, "LEFT"},
+		[]string{"EVALSHA", "abc", "x"}, []string{"EVALSHA", "abc", "3", lst}, []string{"EVALSHA_RO", "abc", "-1"},
+		[]string{"FCALL", "nosuch", "x"}, []string{"FCALL_RO", "nosuch", "2", lst},
+	)
+	for i := range 3 {
+		d := e.keyOn(i, "hll")
+		if got := amb.do("PFMERGE", d); got != "+OK\r\n" {
+			t.Errorf("PFMERGE %s: %q", d, got)
+		}
+		e.expectOn(d, i)
+	}
+}
+
+// TestRedisHugeArgumentCount: Redis 7 takes up to INT_MAX arguments;
+// the ambassador does with redis.max_multibulk_len raised to it (its
+// default is 1M). A declared count costs nothing ahead (the connection
+// waits for the arguments, as Redis does), and a command of over 1M
+// arguments runs.
+func TestRedisHugeArgumentCount(t *testing.T) {
+	nodes := harness.RedisNodes(t, 2)
+	e := newRedisEnv(t, nodes[:1], envOpts{mutate: func(c *config.Config) { c.Redis.MaxMultibulkLen = 1<<31 - 1 }})
+	ref, amb := dialRaw(t, nodes[1].Addr), e.raw()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	head := "*2147483647\r\n" + bulk("SADD") + bulk("s")
+	ref.send(head)
+	amb.send(head)
+	for name, c := range map[string]*rawConn{"redis": ref, "ambassador": amb} {
+		if closed, extra := c.closed(300 * time.Millisecond); closed || extra != "" {
+			t.Errorf("%s after *2147483647 and 2 arguments: closed %v, sent %q; want it waiting", name, closed, extra)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 64<<20 {
+		t.Errorf("the heap grew by %d MB for a declared count of 2147483647", grew>>20)
+	}
+	// Another client is served meanwhile.
+	if got := e.raw().do("PING"); got != "+PONG\r\n" {
+		t.Errorf("PING: %q", got)
+	}
+
+	ref, amb = dialRaw(t, nodes[1].Addr), e.raw()
+	args := []string{"SADD", "hugeset"}
+	for i := 0; len(args) < 1<<20+10; i++ {
+		args = append(args, strconv.Itoa(i))
+	}
+	cmd := mbulk(args...) + mbulk("SCARD", "hugeset")
+	ref.send(cmd)
+	amb.send(cmd)
+	for range 2 {
+		r, err1 := ref.reply(30 * time.Second)
+		a, err2 := amb.reply(30 * time.Second)
+		if err1 != nil || err2 != nil || r != a {
+			t.Errorf("%d arguments: redis %q (%v), ambassador %q (%v)", len(args), r, err1, a, err2)
+		}
 	}
 }

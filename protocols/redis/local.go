@@ -1,13 +1,16 @@
 package redis
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"fmt"
+	"math"
 	"sort"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/ambassador-proxy/ambassador/protocols/redis/commands"
 	"github.com/ambassador-proxy/ambassador/protocols/redis/resp"
 )
 
@@ -40,10 +43,14 @@ func hEcho(c *client, _ *route, cmd resp.Command, _ int) {
 }
 
 func hSelect(c *client, _ *route, cmd resp.Command, _ int) {
-	n, err := strconv.Atoi(string(cmd.Args[1]))
+	// As Redis' getIntFromObjectOrReply: "00", "+0" and " 0" are not
+	// integers.
+	n, ok := commands.ParseInt(cmd.Args[1])
 	switch {
-	case err != nil:
+	case !ok:
 		c.localError("ERR value is not an integer or out of range")
+	case n < math.MinInt32 || n > math.MaxInt32:
+		c.localError("ERR value is out of range, value must between -2147483648 and 2147483647")
 	case n != 0:
 		c.localError("ERR the ambassador serves database 0 only")
 	default:
@@ -129,15 +136,16 @@ func hHello(c *client, _ *route, cmd resp.Command, start int) {
 	args := cmd.Args[1:]
 	proto := c.proto
 	if len(args) > 0 {
-		v, err := strconv.Atoi(string(args[0]))
-		if err != nil {
+		v64, ok := commands.ParseInt(args[0]) // strict, as Redis: "03" is not a version
+		if !ok {
 			c.localError("ERR Protocol version is not an integer or out of range")
 			return
 		}
-		if v != 2 && v != 3 {
+		if v64 != 2 && v64 != 3 {
 			c.localError("NOPROTO unsupported protocol version")
 			return
 		}
+		v := int(v64)
 		// A new protocol sends later commands over other backend
 		// connections: earlier commands must be done first.
 		if v != c.proto && c.deferUnlessFirst(start) {
@@ -354,7 +362,7 @@ func hCommandInfo(c *client, _ *route, cmd resp.Command, _ int) {
 	r := c.addReq()
 	b := resp.AppendArray(r.reply[:0], len(names))
 	for _, n := range names {
-		rt := lookupRoute(n)
+		rt := lookupFullName(n)
 		if rt == nil || !isSupported(rt) {
 			b = resp.AppendNull(b, c.proto)
 			continue
@@ -364,16 +372,96 @@ func hCommandInfo(c *client, _ *route, cmd resp.Command, _ int) {
 	r.reply = b
 }
 
-func hCommandList(c *client, _ *route, _ resp.Command, _ int) {
-	rts := supportedRoutes()
+// lookupFullName finds a command ("get") or a subcommand ("config|get")
+// by its full name, as Redis' lookupCommandBySds.
+func lookupFullName(name []byte) *route {
+	parent, sub, ok := bytes.Cut(name, []byte("|"))
+	rt := lookupRoute(parent)
+	if !ok || rt == nil {
+		return rt
+	}
+	if rt.subs == nil || bytes.IndexByte(sub, '|') >= 0 {
+		return nil
+	}
+	return lookupSub(rt, sub)
+}
+
+// supportedNames is every command and subcommand the ambassador runs,
+// for COMMAND LIST: each command followed by its subcommands, sorted by
+// name.
+var supportedNames = sync.OnceValue(func() []*route {
+	var out []*route
+	for _, rt := range supported() {
+		out = append(out, rt)
+		var subs []*route
+		for _, s := range rt.subs {
+			if isSupported(s) {
+				subs = append(subs, s)
+			}
+		}
+		sort.Slice(subs, func(i, j int) bool { return subs[i].name < subs[j].name })
+		out = append(out, subs...)
+	}
+	return out
+})
+
+// hCommandList answers COMMAND LIST [FILTERBY MODULE name | ACLCAT cat |
+// PATTERN glob] as Redis 7.0 does, over the commands and subcommands the
+// ambassador runs (in its own order: Redis lists them in hash table
+// order). There are no modules; an unknown ACL category matches nothing.
+func hCommandList(c *client, _ *route, cmd resp.Command, _ int) {
+	var match func(rt *route) bool
+	switch args := cmd.Args[2:]; {
+	case len(args) == 0:
+	case len(args) == 3 && bytes.EqualFold(args[0], []byte("filterby")):
+		arg := args[2]
+		switch {
+		case bytes.EqualFold(args[1], []byte("module")):
+			match = func(*route) bool { return false }
+		case bytes.EqualFold(args[1], []byte("aclcat")):
+			cat := "@" + string(arg)
+			match = func(rt *route) bool {
+				for _, x := range rt.spec.ACLCategories {
+					if strings.EqualFold(x, cat) {
+						return true
+					}
+				}
+				return false
+			}
+		case bytes.EqualFold(args[1], []byte("pattern")):
+			match = func(rt *route) bool { return stringMatch(arg, []byte(rt.name), true) }
+		default:
+			c.localError("ERR syntax error")
+			return
+		}
+	default:
+		c.localError("ERR syntax error")
+		return
+	}
+	rts := supportedNames()
+	n := len(rts)
+	if match != nil {
+		n = 0
+		for _, rt := range rts {
+			if match(rt) {
+				n++
+			}
+		}
+	}
 	r := c.addReq()
-	b := resp.AppendArray(r.reply[:0], len(rts))
+	b := resp.AppendArray(r.reply[:0], n)
 	for _, rt := range rts {
-		b = resp.AppendBulkString(b, rt.name)
+		if match == nil || match(rt) {
+			b = resp.AppendBulkString(b, rt.name)
+		}
 	}
 	r.reply = b
 }
 
+// hCommandGetkeys answers COMMAND GETKEYS as redis-server 7.0 does, in
+// its order: an unknown command, a command without key arguments, a wrong
+// argument count, then the keys (an empty array when none are found and
+// the command may have none, "Invalid arguments" otherwise).
 func hCommandGetkeys(c *client, _ *route, cmd resp.Command, _ int) {
 	args := cmd.Args[2:]
 	rt := lookupRoute(args[0])
@@ -384,17 +472,17 @@ func hCommandGetkeys(c *client, _ *route, cmd resp.Command, _ int) {
 		c.localError("ERR Invalid command specified")
 		return
 	}
+	if !rt.spec.HasKeys() {
+		c.localError("ERR The command has no key arguments")
+		return
+	}
 	if !rt.spec.CheckArity(len(args)) {
 		c.localError("ERR Invalid number of arguments specified for command")
 		return
 	}
-	idx, err := rt.spec.Keys(args, nil)
-	if err != nil {
+	idx := rt.spec.GetKeys(args, nil)
+	if len(idx) == 0 && !rt.spec.Has(commands.FlagNoMandatoryKeys) {
 		c.localError("ERR Invalid arguments specified for command")
-		return
-	}
-	if len(idx) == 0 {
-		c.localError("ERR The command has no key arguments")
 		return
 	}
 	r := c.addReq()

@@ -324,9 +324,13 @@ func hScan(c *client, _ *route, cmd resp.Command, _ int) {
 	c.forwardBytes(c.f.poolOf(n).sharedConn(c.proto, c.id), sub, c.encode(args))
 }
 
-// parseCursor reads a SCAN cursor as Redis does (strtoull): an optional
-// sign, then decimal digits; a minus wraps around ("-1" is 2^64-1).
+// parseCursor reads a SCAN cursor as Redis does (strtoul): an optional
+// sign, then decimal digits; a minus wraps around ("-1" is 2^64-1). The
+// empty cursor is 0 (strtoul reads nothing and stops at the end).
 func parseCursor(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, true
+	}
 	neg := false
 	if len(b) > 1 && (b[0] == '+' || b[0] == '-') {
 		neg = b[0] == '-'

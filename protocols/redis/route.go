@@ -28,7 +28,12 @@ type route struct {
 	txMode    txMode
 	// unsupported commands get an error saying so
 	unsupported bool
-	id          int // index in allRoutes, for per-frontend metrics
+	// badNumkeysToNode: when the key arguments cannot be read (a bad
+	// numkeys), the command goes to any node, which answers Redis's own
+	// error: EVALSHA and FCALL check the script or function first
+	// (NOSCRIPT, "Function not found").
+	badNumkeysToNode bool
+	id               int // index in allRoutes, for per-frontend metrics
 }
 
 type txMode uint8
@@ -94,6 +99,9 @@ var routeTable = map[string]handler{
 	"object|help": hAny, "xinfo|help": hAny, "xgroup|help": hAny,
 
 	"wait": hWait,
+
+	// by their keys, once the BY and GET patterns are checked (sort.go)
+	"sort": hSort, "sort_ro": hSort,
 }
 
 // unsupportedCommands act on a server or a connection the client does not
@@ -176,6 +184,10 @@ func newRoute(name string, spec *commands.Command) *route {
 	switch name {
 	case "auth", "hello", "quit", "reset":
 		rt.noAuth = true
+	}
+	switch name {
+	case "evalsha", "evalsha_ro", "fcall", "fcall_ro":
+		rt.badNumkeysToNode = true
 	}
 	if spec.Has(commands.FlagNoMulti) || spec.Has(commands.FlagPubSub) && name != "publish" && name != "spublish" && !strings.HasPrefix(name, "pubsub|") {
 		rt.noMulti = true
@@ -348,10 +360,16 @@ func (c *client) encode(args [][]byte) []byte {
 
 // keysNode returns the one node all of a command's keys map to. With no
 // keys, pool is nil and err nil. Keys on two nodes give errCrossSlot.
+// Key arguments that cannot be read give the error the command would
+// reply with, or, for the commands with badNumkeysToNode, no keys (the
+// command then goes to any node, which replies).
 func (c *client) keysNode(rt *route, args [][]byte) (*nodePool, error) {
 	var err error
 	c.keyIdx, err = rt.spec.Keys(args, c.keyIdx[:0])
 	if err != nil {
+		if rt.badNumkeysToNode {
+			return nil, nil
+		}
 		return nil, &replyError{"ERR " + err.Error()}
 	}
 	if len(c.keyIdx) == 0 {

@@ -14,12 +14,16 @@ package commands
 // XREAD, XREADGROUP, SET and BITFIELD. Commands with a numkeys argument
 // (EVAL*, FCALL*, ZUNION*, ZINTER*, ZDIFF*, ZINTERCARD, SINTERCARD,
 // [B]LMPOP, [B]ZMPOP) are parsed strictly, as the command itself does
-// (COMMAND GETKEYS alone falls back to atoi() and reads "01" as 1).
-// Not-key specs (the shard channel of SPUBLISH/SSUBSCRIBE) are skipped.
+// (COMMAND GETKEYS alone falls back to atoi() and reads "01" as 1; see
+// GetKeys). A range spec that begins past the last argument names no keys
+// when another spec finds some ("PFMERGE dest", which the server runs,
+// has its destination key; COMMAND GETKEYS calls it invalid). Not-key
+// specs (the shard channel of SPUBLISH/SSUBSCRIBE) are skipped.
 //
 // Errors: a wrong argument count gives the command's ArityError; a bad
 // numkeys (not an integer, negative, zero where a key is required, more
-// keys than arguments) gives the error the command would reply with (see
+// keys than arguments, or for [B]LMPOP/[B]ZMPOP no argument left for the
+// direction) gives the error the command would reply with (see
 // Error); a command that takes keys but whose arguments name none
 // (XREAD without STREAMS, say) gives ErrSyntax, unless it has
 // FlagNoMandatoryKeys. On error, dst is returned unextended.
@@ -44,7 +48,7 @@ func (c *Command) Keys(args [][]byte, dst []int) ([]int, error) {
 	}
 	base := len(dst)
 	if c.useSpecs {
-		if out, ok := c.specKeys(args, dst); ok {
+		if out, ok := c.specKeys(args, dst, true); ok {
 			return c.finish(out, base)
 		}
 		dst = dst[:base]
@@ -65,8 +69,18 @@ func (c *Command) finish(dst []int, base int) ([]int, error) {
 // specKeys is Redis' getKeysUsingKeySpecs. ok is false where Redis
 // returns -1 (an invalid or incomplete spec); the caller then falls back
 // to the getkeys procedure.
-func (c *Command) specKeys(args [][]byte, dst []int) (_ []int, ok bool) {
+//
+// With partial set, a range spec that starts past the last argument names
+// no keys instead of invalidating the lookup, as with Redis'
+// GET_KEYSPEC_RETURN_PARTIAL: "PFMERGE dest" (no source keys, which the
+// command accepts) has its destination key. COMMAND GETKEYS does not
+// search partially (it answers "Invalid arguments" there); routing does.
+// When no other spec found a key, the lookup still fails, as without
+// partial.
+func (c *Command) specKeys(args [][]byte, dst []int, partial bool) (_ []int, ok bool) {
 	argc := len(args)
+	base := len(dst)
+	skipped := false
 	for i := range c.KeySpecs {
 		ks := &c.KeySpecs[i]
 		if ks.Flags&KeyNotKey != 0 {
@@ -110,6 +124,10 @@ func (c *Command) specKeys(args [][]byte, dst []int) (_ []int, ok bool) {
 		fk := &ks.FindKeys
 		switch fk.Type {
 		case FindKeysRange:
+			if partial && first >= argc {
+				skipped = true
+				continue
+			}
 			step = fk.KeyStep
 			switch {
 			case fk.LastKey >= 0:
@@ -143,6 +161,9 @@ func (c *Command) specKeys(args [][]byte, dst []int) (_ []int, ok bool) {
 		if ks.Flags&KeyIncomplete != 0 {
 			return dst, false
 		}
+	}
+	if skipped && len(dst) == base {
+		return dst, false
 	}
 	return dst, true
 }
@@ -264,10 +285,15 @@ func (c *Command) numkeysKeys(args [][]byte, dst []int) ([]int, error) {
 			return dst, ErrSyntax
 		}
 	case styleMpop:
+		// The direction word follows the keys, and the command checks it
+		// before it looks at a key: Redis' "where_idx >= argc" check
+		// ("LMPOP 2 k LEFT" is a syntax error), then the word itself.
 		switch {
 		case !ok || n < 1:
 			return dst, ErrNumKeysNotPositive
-		case n > avail:
+		case n >= avail:
+			return dst, ErrSyntax
+		case !c.mpopDirection(args[r.first+int(n)]):
 			return dst, ErrSyntax
 		}
 	}
@@ -278,6 +304,15 @@ func (c *Command) numkeysKeys(args [][]byte, dst []int) ([]int, error) {
 		dst = append(dst, r.first+i)
 	}
 	return dst, nil
+}
+
+// mpopDirection tells whether w is a direction of c: LEFT or RIGHT for
+// [B]LMPOP, MIN or MAX for [B]ZMPOP.
+func (c *Command) mpopDirection(w []byte) bool {
+	if c.Name == "lmpop" || c.Name == "blmpop" {
+		return equalFold(w, "left") || equalFold(w, "right")
+	}
+	return equalFold(w, "min") || equalFold(w, "max")
 }
 
 // keys runs the getkeys procedures of db.c that are not numkeys-based.
@@ -407,6 +442,11 @@ func equalFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// ParseInt reads an integer argument as Redis does (string2ll): an
+// optional '-', then digits with no leading zero (except "0" itself), no
+// sign '+', no spaces, within int64.
+func ParseInt(b []byte) (int64, bool) { return parseInt(b) }
 
 // parseInt is Redis' string2ll: an optional '-', then digits with no
 // leading zero (except "0" itself), no sign '+', no spaces, within int64.

@@ -452,6 +452,16 @@ var keysErrorCases = []struct {
 	{"ZMPOP 5 z1 MIN", ErrSyntax, true},
 	{"ZMPOP 0 z1 MIN", ErrNumKeysNotPositive, true},
 	{"BZMPOP 0 9 z1 MIN", ErrSyntax, true},
+	// numkeys covers the direction word: the command answers a syntax
+	// error (COMMAND GETKEYS would list the word as a key).
+	{"LMPOP 2 l1 LEFT", ErrSyntax, true},
+	{"LMPOP 2 l1 RIGHT COUNT", ErrSyntax, true},
+	{"LMPOP 1 l1 MIN", ErrSyntax, true},
+	{"ZMPOP 1 z1 LEFT COUNT 1", ErrSyntax, true},
+	{"BLMPOP 0 1 l1 UP", ErrSyntax, true},
+	{"BLMPOP 0 2 l1 LEFT", ErrSyntax, true},
+	{"ZMPOP 2 z1 MIN", ErrSyntax, true},
+	{"BZMPOP 0 2 z1 MAX", ErrSyntax, true},
 	{"XREAD COUNT 1 st1", ErrSyntax, true},
 	{"XREAD COUNT 1 STREAMS", ErrSyntax, true},
 	{"MIGRATE 127.0.0.1 6380 k1 0 1000 KEYS k2", ErrMigrateKeys, true},
@@ -545,6 +555,7 @@ func TestKeysSweep(t *testing.T) {
 				got, err := cmd.Keys(bytesArgs(args), nil)
 				want, serr := getKeys(t, c, args)
 				line := strings.Join(args, " ")
+				checkGetKeys(t, cmd, args, want, serr)
 				switch {
 				case serr == "The command has no key arguments",
 					len(args) == 1 && serr == "wrong number of arguments for 'command|getkeys' command":
@@ -552,7 +563,7 @@ func TestKeysSweep(t *testing.T) {
 						t.Errorf("%s: server: no keys; Keys = %v, %v", line, got, err)
 					}
 				case serr == "Invalid arguments specified for command":
-					if err == nil {
+					if err == nil && !(startsPastEnd(cmd, len(args)) && len(got) > 0) {
 						t.Errorf("%s: server: invalid arguments; Keys = %v, nil", line, got)
 					}
 				case serr != "":
@@ -562,9 +573,12 @@ func TestKeysSweep(t *testing.T) {
 						t.Errorf("%s: server: no keys; Keys = %v, %v", line, got, err)
 					}
 				default:
-					if err != nil {
+					switch g := keyValues(args, got); {
+					case err != nil && errors.Is(err, ErrSyntax) && mpopOverCount(cmd, args):
+						// the command refuses it: see mpopOverCount
+					case err != nil:
 						t.Errorf("%s: Keys error %v, server %q", line, err, want)
-					} else if g := keyValues(args, got); !slices.Equal(sorted(g), sorted(want)) {
+					case !slices.Equal(sorted(g), sorted(want)):
 						t.Errorf("%s: Keys = %q, server %q", line, g, want)
 					}
 				}
@@ -710,13 +724,15 @@ func TestKeysRandomVsServer(t *testing.T) {
 			want, serr := getKeys(t, c, args)
 			line := strings.Join(args, " ")
 			checked++
-			// Known difference: COMMAND GETKEYS falls back to atoi() and
-			// takes "01" for 1; the command itself rejects it, and so
-			// does Keys.
+			checkGetKeys(t, cmd, args, want, serr)
+			// Known differences: COMMAND GETKEYS falls back to atoi() and
+			// takes "01" for 1, and counts the direction word of
+			// [B]LMPOP/[B]ZMPOP among the keys when numkeys covers it;
+			// the command itself rejects both, and so does Keys.
 			atoiOnly := false
 			if r := cmd.rule; r != nil && r.kind == gkNumkeys && err != nil {
 				_, ok := parseInt([]byte(args[r.count]))
-				atoiOnly = !ok
+				atoiOnly = !ok || mpopOverCount(cmd, args)
 			}
 			switch {
 			case len(want) > 0 && atoiOnly:
@@ -745,4 +761,126 @@ func TestKeysRandomVsServer(t *testing.T) {
 	if withKeys < checked/5 {
 		t.Errorf("only %d of %d lines had keys: the vocabulary misses", withKeys, checked)
 	}
+}
+
+// startsPastEnd tells whether one of cmd's range key specs begins at an
+// index past the last of argc arguments: Keys then searches the other
+// specs (PFMERGE dest), where COMMAND GETKEYS finds the arguments invalid.
+func startsPastEnd(cmd *Command, argc int) bool {
+	for _, ks := range cmd.KeySpecs {
+		if ks.BeginSearch.Type == BeginSearchIndex && ks.FindKeys.Type == FindKeysRange && ks.BeginSearch.Index >= argc {
+			return true
+		}
+	}
+	return false
+}
+
+// checkGetKeys checks GetKeys (with the frontend's reading of an empty
+// result) against the server's COMMAND GETKEYS reply: the same keys in the
+// same order, an empty array, or "Invalid arguments".
+func checkGetKeys(t *testing.T, cmd *Command, args []string, want []string, serr string) {
+	t.Helper()
+	line := strings.Join(args, " ")
+	switch serr {
+	case "":
+	case "The command has no key arguments":
+		if cmd.HasKeys() {
+			t.Errorf("%s: server: no key arguments; HasKeys", line)
+		}
+		return
+	case "Invalid arguments specified for command":
+		if got := cmd.GetKeys(bytesArgs(args), nil); len(got) != 0 || cmd.Has(FlagNoMandatoryKeys) {
+			t.Errorf("%s: server: invalid arguments; GetKeys = %v (no-mandatory-keys %v)", line, got, cmd.Has(FlagNoMandatoryKeys))
+		}
+		return
+	default:
+		return // arity and the like: the frontend checks those
+	}
+	if !cmd.HasKeys() {
+		t.Errorf("%s: server: keys %q; !HasKeys", line, want)
+		return
+	}
+	got := cmd.GetKeys(bytesArgs(args), nil)
+	if g := keyValues(args, got); !slices.Equal(g, want) {
+		t.Errorf("%s: GetKeys = %q (%v), server %q", line, g, got, want)
+	}
+	if len(got) == 0 && !cmd.Has(FlagNoMandatoryKeys) {
+		t.Errorf("%s: server answers an empty array; GetKeys finds none and the command is not no-mandatory-keys", line)
+	}
+}
+
+// TestGetKeysMatchServer checks GetKeys against COMMAND GETKEYS for the
+// lines where it differs from Keys, and for the corpus.
+func TestGetKeysMatchServer(t *testing.T) {
+	c := dial(t)
+	lines := append([]string{
+		"PFMERGE d", "PFMERGE d s1", `EVAL "return 1" 0`, `EVAL "return 1" 01 k`, `EVAL "return 1" 5 k`,
+		`EVAL "return 1" -1 k`, `EVAL "return 1" " 1" k`, `EVAL "return 1" +1 k`, `EVAL "return 1" 1x k`,
+		`EVAL "return 1" 99999999999999999999 k`, "FCALL f 0", "FCALL f x k", "LMPOP 2 l LEFT", "ZMPOP 2 z MIN",
+		"BLMPOP 0 2 l LEFT", "ZUNIONSTORE d 01 a", "ZUNIONSTORE d 5 a", "ZUNION 0 a", "ZUNION x a", "SINTERCARD 0 a",
+		"LMPOP 0 a LEFT", `MIGRATE h p "" 0 0`, `MIGRATE h p "" 0 0 KEYS`, "XREAD COUNT 1 a b", "OBJECT ENCODING k",
+		"PUBLISH c m", "SPUBLISH c m", "PING x", "CONFIG GET x",
+	}, keysCorpus...)
+	for _, line := range lines {
+		args := splitLine(line)
+		cmd := Lookup([]byte(args[0]))
+		if cmd.IsContainer() && len(args) > 1 {
+			cmd = cmd.Sub([]byte(args[1]))
+		}
+		if cmd == nil || len(args) < 2 {
+			continue
+		}
+		want, serr := getKeys(t, c, args)
+		checkGetKeys(t, cmd, args, want, serr)
+	}
+}
+
+func TestAtoi(t *testing.T) {
+	for s, want := range map[string]int{
+		"0": 0, "1": 1, "01": 1, "+1": 1, " 1": 1, "\t-2x": -2, "1x": 1, "x": 0, "": 0, "-": 0,
+		"2147483648": -2147483648, "4294967297": 1, "99999999999999999999": -1, "-99999999999999999999": 0,
+	} {
+		if got := atoi([]byte(s)); got != want {
+			t.Errorf("atoi(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
+
+// TestKeysPartialSpec: a range key spec that begins past the last argument
+// names no keys, and the others still count: "PFMERGE dest" (which the
+// server runs, +OK) has its destination key.
+func TestKeysPartialSpec(t *testing.T) {
+	c := dial(t)
+	for _, tc := range []struct {
+		line string
+		want []int
+	}{
+		{"PFMERGE d", []int{1}},
+		{"PFMERGE d s1 s2", []int{1, 2, 3}},
+	} {
+		args := splitLine(tc.line)
+		got, err := Lookup([]byte(args[0])).Keys(bytesArgs(args), nil)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: Keys = %v, %v; want %v", tc.line, got, err, tc.want)
+		}
+		if v := do(t, c, args...); v.IsError() {
+			t.Errorf("%s: the server refuses it: %s", tc.line, v.Str)
+		}
+	}
+}
+
+// mpopOverCount tells whether args are an [B]LMPOP/[B]ZMPOP line whose
+// numkeys covers the direction word, or whose direction word is not one:
+// the command answers a syntax error before it looks at a key, COMMAND
+// GETKEYS lists the keys (and the word).
+func mpopOverCount(cmd *Command, args []string) bool {
+	r := cmd.rule
+	if r == nil || r.kind != gkNumkeys || r.style != styleMpop || r.count >= len(args) {
+		return false
+	}
+	n, ok := parseInt([]byte(args[r.count]))
+	if !ok || n < 1 || int(n) > len(args)-r.first {
+		return false
+	}
+	return int(n) == len(args)-r.first || !cmd.mpopDirection([]byte(args[r.first+int(n)]))
 }

@@ -18,7 +18,7 @@ func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
 // Limits bound a request. Zero fields take Redis's defaults.
 type Limits struct {
 	MaxBulkLen      int64 // proto-max-bulk-len, default 512 MB
-	MaxMultibulkLen int64 // arguments per command, default 1024*1024
+	MaxMultibulkLen int64 // arguments per command, default 1024*1024 (Redis 7 allows up to INT_MAX)
 	MaxInlineLen    int   // inline command or count line, default 64 KB
 }
 
@@ -45,6 +45,11 @@ func (l *Limits) norm() (int64, int64, int) {
 
 // Parser parses commands out of a buffer; it keeps the args slice between
 // calls so that steady-state parsing does not allocate.
+//
+// The args slice grows as arguments arrive, never by the declared count:
+// a client declaring *2147483647 costs what it sends (Redis likewise
+// allocates at most 1024 argument slots ahead). After a command of more
+// than maxKeepArgs arguments the slice is dropped rather than kept.
 type Parser struct {
 	Limits Limits
 	args   [][]byte
@@ -124,8 +129,14 @@ func (p *Parser) Parse(buf []byte) (cmd Command, n int, need int, err error) {
 		pos = end + 2
 	}
 	p.args = args
+	if cap(args) > maxKeepArgs {
+		p.args = nil // the command keeps it; later ones start small
+	}
 	return Command{Args: args, Raw: buf[:pos:pos]}, pos, 0, nil
 }
+
+// maxKeepArgs is the most argument slots a Parser keeps between commands.
+const maxKeepArgs = 1 << 16
 
 type num struct {
 	v   int64

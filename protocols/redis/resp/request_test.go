@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"unsafe"
@@ -220,6 +222,7 @@ func TestParseLimits(t *testing.T) {
 		{"count at the limit", Limits{MaxMultibulkLen: 3}, mb("A", "B", "C"), ""},
 		{"count over the limit", Limits{MaxMultibulkLen: 3}, "*4\r\n", "Protocol error: invalid multibulk length"},
 		{"default count limit 1M", Limits{}, "*1048577\r\n", "Protocol error: invalid multibulk length"},
+		{"count limit at most INT_MAX, as Redis 7", Limits{MaxMultibulkLen: 1<<31 - 1}, "*2147483648\r\n", "Protocol error: invalid multibulk length"},
 		{"inline too big", Limits{MaxInlineLen: 10}, "GET 12345678", "Protocol error: too big inline request"},
 		{"default inline limit 64 KB", Limits{}, strings.Repeat("x", 64<<10+1), "Protocol error: too big inline request"},
 		{"inline with newline over the size is fine", Limits{MaxInlineLen: 10}, "GET 12345678901234\r\n", ""},
@@ -242,10 +245,52 @@ func TestParseLimits(t *testing.T) {
 			}
 		})
 	}
-	// Under the default limit, a large count is just incomplete.
-	var p Parser
-	if _, _, _, err := p.Parse([]byte("*1048576\r\n")); err != ErrIncomplete {
-		t.Errorf("*1048576: %v, want ErrIncomplete", err)
+	// Under the limit, a large count is just incomplete.
+	p := Parser{Limits: Limits{MaxMultibulkLen: 1<<31 - 1}}
+	for _, in := range []string{"*1048576\r\n", "*1048577\r\n", "*2147483647\r\n"} {
+		if _, _, _, err := p.Parse([]byte(in)); err != ErrIncomplete {
+			t.Errorf("%q: %v, want ErrIncomplete", in, err)
+		}
+	}
+}
+
+// A declared count costs nothing ahead: the arguments are held as they
+// arrive, so a client declaring INT_MAX arguments and sending three costs
+// what it sent, and the parser waits for more (as Redis does).
+func TestParseHugeCountAllocatesAsArgumentsArrive(t *testing.T) {
+	in := []byte("*2147483647\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
+	p := Parser{Limits: Limits{MaxMultibulkLen: 1<<31 - 1}}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		_, n, need, err := p.Parse(in)
+		if err != ErrIncomplete || n != 0 || need != len(in)+1 {
+			t.Fatalf("Parse = n %d, need %d, %v; want ErrIncomplete and need %d", n, need, err, len(in)+1)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 64<<10 {
+		t.Errorf("10 parses of a 3-argument prefix of *2147483647 allocated %d bytes", got)
+	}
+	if cap(p.args) > 1024 {
+		t.Errorf("the parser holds %d argument slots for 3 arguments", cap(p.args))
+	}
+
+	// Over 1M arguments parse when the limit allows them.
+	const n = 1<<20 + 10
+	var b []byte
+	b = append(b, "*"+strconv.Itoa(n)+"\r\n"...)
+	for range n {
+		b = append(b, "$1\r\nx\r\n"...)
+	}
+	cmd, used, _, err := p.Parse(b)
+	if err != nil || used != len(b) || len(cmd.Args) != n {
+		t.Fatalf("%d arguments: %d args, %d of %d bytes, %v", n, len(cmd.Args), used, len(b), err)
+	}
+	// and the parser does not keep that many slots for the next command
+	if _, _, _, err := p.Parse([]byte(mb("GET", "k"))); err != nil || cap(p.args) > maxKeepArgs {
+		t.Errorf("after a huge command: %v, %d slots kept", err, cap(p.args))
 	}
 }
 
