@@ -1,13 +1,102 @@
 package redis
 
-// stringMatch is Redis' stringmatchlen (util.c, 7.0): glob-style matching
-// with '*', '?', '[...]' (with '^' negation and 'a-z' ranges) and '\'
-// escapes, ASCII case-insensitively when nocase is set. Patterns and
-// strings are bytes; where the C code reads the NUL terminator past the
-// end of the pattern, at reads 0.
+// stringMatch reports whether s matches the glob pattern as Redis's
+// pattern matching reads it (KEYS, COMMAND LIST FILTERBY PATTERN): '*'
+// any run of bytes, '?' one byte, '[abc]', '[^abc]' and '[a-z]' classes
+// (a reversed range counts as its ordered form, "b-]" is a range up to
+// ']'; an unclosed class runs to the end of the pattern), '\x' the byte
+// x; with nocase, ASCII letters match either case.
+//
+// It walks pattern and string together and, on a mismatch, goes back to
+// the last '*' and lets it take one more byte: a '*' never needs to
+// revisit an earlier one, so the cost is at most len(pattern)*len(s).
 func stringMatch(pattern, s []byte, nocase bool) bool {
-	skip := false
-	return stringMatchImpl(pattern, s, nocase, &skip, 0)
+	eq := func(a, b byte) bool {
+		return a == b || nocase && lowerASCII(a) == lowerASCII(b)
+	}
+	if len(s) == 0 {
+		return len(pattern) == 0 // as Redis: even "*" does not match "" (KEYS * lists every key without matching)
+	}
+	p, i := 0, 0
+	starP, starI := -1, 0
+	for i < len(s) {
+		if p < len(pattern) {
+			switch c := pattern[p]; c {
+			case '*':
+				starP, starI = p, i
+				p++
+				continue
+			case '?':
+				p++
+				i++
+				continue
+			case '[':
+				if ok, next := matchClass(pattern, p+1, s[i], nocase); ok {
+					p, i = next, i+1
+					continue
+				}
+			case '\\':
+				if p+1 < len(pattern) {
+					if eq(pattern[p+1], s[i]) {
+						p, i = p+2, i+1
+						continue
+					}
+					break
+				}
+				fallthrough // a trailing backslash stands for itself
+			default:
+				if eq(c, s[i]) {
+					p, i = p+1, i+1
+					continue
+				}
+			}
+		}
+		if starP < 0 {
+			return false
+		}
+		starI++
+		p, i = starP+1, starI
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// matchClass matches b against the class that starts at pattern[p] (just
+// after its '['); it returns whether b is in it and where the pattern
+// goes on after the class.
+func matchClass(pattern []byte, p int, b byte, nocase bool) (bool, int) {
+	not := p < len(pattern) && pattern[p] == '^'
+	if not {
+		p++
+	}
+	in := false
+	for p < len(pattern) && pattern[p] != ']' {
+		c := pattern[p]
+		switch {
+		case c == '\\' && p+1 < len(pattern):
+			p++
+			in = in || pattern[p] == b || nocase && lowerASCII(pattern[p]) == lowerASCII(b)
+		case p+2 < len(pattern) && pattern[p+1] == '-': // even "b-]": a range up to ']'; the class goes on
+			lo, hi, x := c, pattern[p+2], b
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			if nocase {
+				lo, hi, x = lowerASCII(lo), lowerASCII(hi), lowerASCII(x)
+			}
+			in = in || lo <= x && x <= hi
+			p += 2
+		default:
+			in = in || c == b || nocase && lowerASCII(c) == lowerASCII(b)
+		}
+		p++
+	}
+	if p < len(pattern) {
+		p++ // the ']'
+	}
+	return in != not, p
 }
 
 func lowerASCII(b byte) byte {
@@ -15,108 +104,4 @@ func lowerASCII(b byte) byte {
 		return b + 'a' - 'A'
 	}
 	return b
-}
-
-func stringMatchImpl(p, s []byte, nocase bool, skipLonger *bool, nesting int) bool {
-	// Protection against abusive patterns.
-	if nesting > 1000 {
-		return false
-	}
-	at := func(b []byte, i int) byte {
-		if i < len(b) {
-			return b[i]
-		}
-		return 0
-	}
-	for len(p) > 0 && len(s) > 0 {
-		switch p[0] {
-		case '*':
-			for len(p) > 1 && p[1] == '*' {
-				p = p[1:]
-			}
-			if len(p) == 1 {
-				return true
-			}
-			for len(s) > 0 {
-				if stringMatchImpl(p[1:], s, nocase, skipLonger, nesting+1) {
-					return true
-				}
-				if *skipLonger {
-					return false
-				}
-				s = s[1:]
-			}
-			// No match for the rest of the pattern from anywhere in the
-			// rest of the string: longer matches of earlier stars cannot
-			// help either.
-			*skipLonger = true
-			return false
-		case '?':
-			s = s[1:]
-		case '[':
-			p = p[1:]
-			not := at(p, 0) == '^'
-			if not {
-				p = p[1:]
-			}
-			match := false
-			for {
-				if at(p, 0) == '\\' && len(p) >= 2 {
-					p = p[1:]
-					if p[0] == s[0] {
-						match = true
-					}
-				} else if at(p, 0) == ']' {
-					break
-				} else if len(p) == 0 {
-					// Unterminated class: the C code steps back onto the
-					// last byte, which the step below takes again: the
-					// pattern is done.
-					break
-				} else if len(p) >= 3 && p[1] == '-' {
-					start, end, c := p[0], p[2], s[0]
-					if start > end {
-						start, end = end, start
-					}
-					if nocase {
-						start, end, c = lowerASCII(start), lowerASCII(end), lowerASCII(c)
-					}
-					p = p[2:]
-					if c >= start && c <= end {
-						match = true
-					}
-				} else if p[0] == s[0] || nocase && lowerASCII(p[0]) == lowerASCII(s[0]) {
-					match = true
-				}
-				p = p[1:]
-			}
-			if not {
-				match = !match
-			}
-			if !match {
-				return false
-			}
-			s = s[1:]
-		case '\\':
-			if len(p) >= 2 {
-				p = p[1:]
-			}
-			fallthrough
-		default:
-			if p[0] != s[0] && !(nocase && lowerASCII(p[0]) == lowerASCII(s[0])) {
-				return false
-			}
-			s = s[1:]
-		}
-		if len(p) > 0 { // empty only after an unterminated class
-			p = p[1:]
-		}
-		if len(s) == 0 {
-			for len(p) > 0 && p[0] == '*' {
-				p = p[1:]
-			}
-			break
-		}
-	}
-	return len(p) == 0 && len(s) == 0
 }
