@@ -3743,3 +3743,46 @@ func TestRedisHugeArgumentCount(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisUnauthenticatedLimits: with a frontend password, a client that
+// has not authenticated is held to Redis 7's tighter limits (at most 10
+// arguments of at most 16 KB), with Redis's own errors, so that it cannot
+// make the ambassador hold much before AUTH; AUTH pipelined ahead of a
+// large command lifts them for it, as in Redis. Compared with a
+// redis-server that requires a password.
+func TestRedisUnauthenticatedLimits(t *testing.T) {
+	nodes := harness.RedisNodes(t, 1)
+	ref := harness.RedisNodes(t, 1, "--requirepass", "s3cret")[0]
+	e := newRedisEnv(t, nodes, envOpts{env: map[string]string{"REDIS_FRONTEND_PASSWORD": "s3cret"}})
+	big := strings.Repeat("x", 20000)
+	for _, tc := range []struct{ name, req, want string }{
+		{"11 arguments", "*11\r\n", "-ERR Protocol error: unauthenticated multibulk length\r\n"},
+		{"a 20000-byte argument", "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20000\r\n", "-ERR Protocol error: unauthenticated bulk length\r\n"},
+	} {
+		for name, c := range map[string]*rawConn{"redis-server": dialRaw(t, ref.Addr), "ambassador": e.raw()} {
+			c.send(tc.req)
+			got, err := c.reply(3 * time.Second)
+			if err != nil || got != tc.want {
+				t.Errorf("%s, %s: %q, %v; want %q", name, tc.name, got, err, tc.want)
+			}
+			if closed, _ := c.closed(3 * time.Second); !closed {
+				t.Errorf("%s, %s: connection still open", name, tc.name)
+			}
+		}
+	}
+	// ten arguments wait for the rest, as in Redis
+	c := e.raw()
+	c.send("*10\r\n")
+	if closed, extra := c.closed(300 * time.Millisecond); closed || extra != "" {
+		t.Errorf("*10 before AUTH: closed %v, got %q; want it waiting", closed, extra)
+	}
+	// AUTH pipelined ahead of a large command
+	for name, c := range map[string]*rawConn{"redis-server": dialRaw(t, ref.Addr), "ambassador": e.raw()} {
+		c.send(mbulk("AUTH", "s3cret") + mbulk("SET", "k", big) + mbulk("STRLEN", "k"))
+		for i, want := range []string{"+OK\r\n", "+OK\r\n", ":20000\r\n"} {
+			if got, err := c.reply(3 * time.Second); err != nil || got != want {
+				t.Errorf("%s: reply %d to AUTH, SET of 20000 bytes, STRLEN: %q, %v; want %q", name, i, got, err, want)
+			}
+		}
+	}
+}

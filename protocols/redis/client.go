@@ -293,6 +293,7 @@ func (c *client) parseAndRun(inRaw bool) (reason frontend.CloseReason, done, lea
 			return 0, false, false
 		}
 		for c.r < c.w && len(c.reqs) < maxBatch && !c.barrier {
+			c.parser.Limits.Unauthenticated = !c.authed
 			cmd, n, need, err := c.parser.Parse(c.rbuf[c.r:c.w])
 			if err == resp.ErrIncomplete {
 				c.need = need

@@ -20,7 +20,17 @@ type Limits struct {
 	MaxBulkLen      int64 // proto-max-bulk-len, default 512 MB
 	MaxMultibulkLen int64 // arguments per command, default 1024*1024 (Redis 7 allows up to INT_MAX)
 	MaxInlineLen    int   // inline command or count line, default 64 KB
+	// Unauthenticated holds a client that must still authenticate to
+	// Redis 7's tighter limits: at most 10 arguments of at most 16 KB
+	// each, so that it cannot make the server hold much before AUTH.
+	Unauthenticated bool
 }
+
+// The limits of a client that has not authenticated yet (Redis 7).
+const (
+	unauthMaxMultibulkLen = 10
+	unauthMaxBulkLen      = 16384
+)
 
 // Defaults as Redis has them.
 const (
@@ -91,6 +101,9 @@ func (p *Parser) Parse(buf []byte) (cmd Command, n int, need int, err error) {
 	if count.bad || count.v > maxMulti {
 		return cmd, 0, 0, &ProtocolError{"invalid multibulk length"}
 	}
+	if p.Limits.Unauthenticated && count.v > unauthMaxMultibulkLen {
+		return cmd, 0, 0, &ProtocolError{"unauthenticated multibulk length"}
+	}
 	if count.v <= 0 {
 		return cmd, pos, 0, nil
 	}
@@ -113,6 +126,9 @@ func (p *Parser) Parse(buf []byte) (cmd Command, n int, need int, err error) {
 		}
 		if l.bad || l.v < 0 || l.v > maxBulk {
 			return cmd, 0, 0, &ProtocolError{"invalid bulk length"}
+		}
+		if p.Limits.Unauthenticated && l.v > unauthMaxBulkLen {
+			return cmd, 0, 0, &ProtocolError{"unauthenticated bulk length"}
 		}
 		end := next + int(l.v)
 		if end+2 > len(buf) {
