@@ -3786,3 +3786,76 @@ func TestRedisUnauthenticatedLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisRemovedNodeClosesClientConnections: a node removed by a reload
+// closes the connections clients hold to it too (blocking/WAIT
+// connections, subscription connections), not only the shared ones: a
+// long-lived client kept one per removal, forever. A subscriber with a
+// subscription on the removed node is closed (it subscribes again over
+// the new node set); one without stays.
+func TestRedisRemovedNodeClosesClientConnections(t *testing.T) {
+	nodes := harness.RedisNodes(t, 4)
+	all := harness.RedisAddrs(nodes)
+	e := newRedisEnv(t, nodes[:3], envOpts{env: map[string]string{"REDIS_REQUEST_TIMEOUT": "1s"}})
+	clients := func() int {
+		out, err := nodes[3].Do("INFO", "clients")
+		noErr(t, "INFO clients of node 3", err)
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "connected_clients:"); ok {
+				n, _ := strconv.Atoi(v)
+				return n - 1 // not the INFO connection itself
+			}
+		}
+		t.Fatalf("INFO clients: %q", out)
+		return 0
+	}
+	reload := func(n int) {
+		e.env["REDIS_CLUSTER_NODES"] = strings.Join(all[:n], ",")
+		noErr(t, "reload", e.srv.Reload())
+	}
+	waiter := e.raw() // WAIT goes to every node on the client's own connections
+	sub := e.raw()    // subscribes, then unsubscribes, through node 3
+	e.ring = nil      // (the 3-node ring of the env does not place node 3's channels)
+	var ch string
+	for i := 0; ; i++ {
+		reload(4)
+		ch = "rm-ch" + strconv.Itoa(i)
+		sub.send(mbulk("SUBSCRIBE", ch))
+		sub.mustReply()
+		sub.send(mbulk("UNSUBSCRIBE", ch))
+		sub.mustReply()
+		if got := waiter.do("WAIT", "0", "0"); got != ":0\r\n" {
+			t.Fatalf("WAIT: %q", got)
+		}
+		reload(3)
+		if i == 4 {
+			break
+		}
+	}
+	eventually(t, 3*time.Second, "the removed node's connections closed", func() bool { return clients() == 0 })
+	if got := waiter.do("PING"); got != "+PONG\r\n" {
+		t.Errorf("the WAIT client after the removals: %q", got)
+	}
+	if got := sub.do("PING"); got != "+PONG\r\n" {
+		t.Errorf("the subscriber without subscriptions on the removed node: %q", got)
+	}
+	// a subscriber with a subscription on the removed node is closed
+	reload(4)
+	live := e.raw()
+	var onNode3 string
+	for i := 0; onNode3 == ""; i++ {
+		if i == 200 {
+			t.Fatal("no channel of 200 placed on node 3")
+		}
+		c := "rm-live" + strconv.Itoa(i)
+		live.send(mbulk("SUBSCRIBE", c))
+		live.mustReply()
+		if n, _ := nodes[3].Do("PUBSUB", "NUMSUB", c); strings.Contains(n, c+"\n1") {
+			onNode3 = c
+		}
+	}
+	reload(3)
+	if closed, _ := live.closed(3 * time.Second); !closed {
+		t.Error("a subscriber with a subscription on the removed node is still connected, its subscription silently gone")
+	}
+}

@@ -25,9 +25,15 @@ type nodePool struct {
 	node *cluster.Node
 	addr string
 
-	mu      sync.Mutex
-	shared  [4][]*backendConn // by protocol version (2 or 3)
-	idle    []*backendConn    // dedicated connections to reuse
+	mu     sync.Mutex
+	shared [4][]*backendConn // by protocol version (2 or 3)
+	idle   []*backendConn    // dedicated connections to reuse
+	// held are the dedicated connections handed out (clients' blocking
+	// and WATCH connections) and subs the clients' subscription
+	// connections: a node removed from the configuration closes them too,
+	// or a long-lived client would keep one per removal.
+	held    map[*backendConn]struct{}
+	subs    map[*psConn]struct{}
 	closed  bool
 	version string
 	warned  atomic.Bool // the cluster-node refusal was logged
@@ -41,6 +47,9 @@ func (p *nodePool) sharedConn(proto int, clientID uint64) *backendConn {
 		conns = make([]*backendConn, n)
 		for i := range conns {
 			conns[i] = newBackendConn(p, proto, false)
+			if p.closed { // picked just before its node was removed
+				conns[i].close(errNodeRemoved)
+			}
 		}
 		p.shared[proto] = conns
 	}
@@ -55,13 +64,27 @@ func (p *nodePool) dedicated(proto int) *backendConn {
 		bc := p.idle[i]
 		p.idle = p.idle[:i]
 		if bc.proto == proto && bc.usable() {
+			if p.held == nil {
+				p.held = map[*backendConn]struct{}{}
+			}
+			p.held[bc] = struct{}{}
 			p.mu.Unlock()
 			return bc
 		}
 		bc.close(errRecycled)
 	}
+	bc := newBackendConn(p, proto, true)
+	if p.closed {
+		p.mu.Unlock()
+		bc.close(errNodeRemoved)
+		return bc
+	}
+	if p.held == nil {
+		p.held = map[*backendConn]struct{}{}
+	}
+	p.held[bc] = struct{}{}
 	p.mu.Unlock()
-	return newBackendConn(p, proto, true)
+	return bc
 }
 
 const maxIdleDedicated = 8
@@ -69,6 +92,9 @@ const maxIdleDedicated = 8
 // release returns a dedicated connection whose state is clean (no WATCH,
 // no subscription, nothing pending) for reuse.
 func (p *nodePool) release(bc *backendConn) {
+	p.mu.Lock()
+	delete(p.held, bc)
+	p.mu.Unlock()
 	if !bc.usable() {
 		bc.close(errRecycled)
 		return
@@ -83,6 +109,41 @@ func (p *nodePool) release(bc *backendConn) {
 	p.mu.Unlock()
 }
 
+// addSub registers a client's subscription connection to the node, so
+// that the node's removal closes it; false when the pool is closed.
+func (p *nodePool) addSub(pc *psConn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if p.subs == nil {
+		p.subs = map[*psConn]struct{}{}
+	}
+	p.subs[pc] = struct{}{}
+	return true
+}
+
+func (p *nodePool) dropSub(pc *psConn) {
+	p.mu.Lock()
+	delete(p.subs, pc)
+	p.mu.Unlock()
+}
+
+func (p *nodePool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// discard closes a dedicated connection that will not be reused.
+func (p *nodePool) discard(bc *backendConn, err error) {
+	p.mu.Lock()
+	delete(p.held, bc)
+	p.mu.Unlock()
+	bc.close(err)
+}
+
 func (p *nodePool) close() {
 	p.mu.Lock()
 	p.closed = true
@@ -92,9 +153,18 @@ func (p *nodePool) close() {
 	}
 	all = append(all, p.idle...)
 	p.idle = nil
+	for bc := range p.held {
+		all = append(all, bc)
+	}
+	p.held = nil
+	subs := p.subs
+	p.subs = nil
 	p.mu.Unlock()
 	for _, bc := range all {
 		bc.close(errNodeRemoved)
+	}
+	for pc := range subs {
+		pc.conn.Close() // its relay ends; the client learns of it if it had subscriptions there
 	}
 }
 

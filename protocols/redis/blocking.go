@@ -54,6 +54,11 @@ func (c *client) setBlockTimeout(block time.Duration) {
 // blocker returns the client's own connection to a node for blocking
 // commands, kept for the client's life.
 func (c *client) blocker(pool *nodePool) *backendConn {
+	for p := range c.blockers {
+		if p != pool && p.isClosed() { // its node was removed: the pool closed the connection
+			delete(c.blockers, p)
+		}
+	}
 	if bc, ok := c.blockers[pool]; ok {
 		if bc.proto == c.proto {
 			return bc

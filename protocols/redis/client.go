@@ -746,7 +746,7 @@ func (c *client) cleanup() {
 		c.abandoned = true
 	}
 	if c.watch != nil {
-		c.watch.bc.close(errClientGone)
+		c.watch.pool.discard(c.watch.bc, errClientGone)
 		c.watch = nil
 	}
 	for _, bc := range c.blockers {

@@ -68,7 +68,7 @@ func hQuit(c *client, _ *route, _ resp.Command, _ int) {
 func hReset(c *client, _ *route, _ resp.Command, _ int) {
 	c.tx = nil
 	if c.watch != nil {
-		c.watch.bc.close(errRecycled)
+		c.watch.pool.discard(c.watch.bc, errRecycled)
 		c.watch = nil
 	}
 	if c.ps != nil {

@@ -44,6 +44,22 @@ type psConn struct {
 	ps   *pubsub
 	pool *nodePool
 	conn net.Conn
+	// names are what the client subscribed through this connection and
+	// has not unsubscribed (kind letter + name), under ps.mu: when the
+	// node leaves the configuration, a client with none there stays.
+	names map[string]bool
+}
+
+// nameKey is a subscription's key in psConn.names: its kind (channel,
+// pattern, shard channel) and name.
+func nameKey(kind string, name []byte) string {
+	switch kind {
+	case "psubscribe", "punsubscribe":
+		return "p" + string(name)
+	case "ssubscribe", "sunsubscribe":
+		return "s" + string(name)
+	}
+	return "c" + string(name)
 }
 
 func newPubsub(c *client) *pubsub {
@@ -93,10 +109,15 @@ func (ps *pubsub) conn(pool *nodePool) (*psConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc = &psConn{ps: ps, pool: pool, conn: conn}
+	pc = &psConn{ps: ps, pool: pool, conn: conn, names: map[string]bool{}}
+	if !pool.addSub(pc) {
+		conn.Close()
+		return nil, errNodeRemoved
+	}
 	ps.mu.Lock()
 	if ps.closed {
 		ps.mu.Unlock()
+		pool.dropSub(pc)
 		conn.Close()
 		return nil, errClientGone
 	}
@@ -201,6 +222,13 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 			args := append([][]byte{cmd.Args[0]}, p.names...)
 			err = pc.send(resp.AppendCommand(nil, args...))
 		}
+		if err == nil {
+			ps.mu.Lock()
+			for _, n := range p.names {
+				pc.names[nameKey(kind, n)] = true
+			}
+			ps.mu.Unlock()
+		}
 		if err != nil {
 			// Confirm nothing for this node: the client gets an error in
 			// place of these confirmations.
@@ -275,6 +303,9 @@ func hUnsubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	conns := make([]*psConn, 0, len(ps.conns))
 	for _, pc := range ps.conns {
 		conns = append(conns, pc)
+		for _, n := range names {
+			delete(pc.names, nameKey(kind, n))
+		}
 	}
 	ps.mu.Unlock()
 	raw := cmd.Raw
@@ -375,13 +406,19 @@ func (pc *psConn) relay() {
 		}
 	}
 	pc.conn.Close()
+	pc.pool.dropSub(pc)
+	removed := pc.pool.isClosed()
 	ps.mu.Lock()
 	lost := !ps.closed && ps.conns[pc.pool] == pc
 	if lost {
 		delete(ps.conns, pc.pool)
 	}
 	waiting := ps.waiting != nil
+	subscribed := len(pc.names) > 0 || waiting
 	ps.mu.Unlock()
+	if lost && removed && !subscribed {
+		return // its node left the configuration; the client has no subscription
+	}
 	if lost {
 		// The node dropped the client's subscriptions: the client must
 		// learn it, as it would from a Redis that went away.
