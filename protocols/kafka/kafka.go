@@ -205,13 +205,17 @@ func (f *Frontend) Shutdown(ctx context.Context) error {
 // stopping reports whether a shutdown has begun.
 func (f *Frontend) stopping() bool { return f.srv.IsDraining() }
 
-// Ready reports an error until backend metadata has loaded.
+// Ready reports an error until backend metadata has loaded and a broker
+// has told its API versions.
 func (f *Frontend) Ready() error {
 	if !f.be.loaded.Load() {
 		if err := f.be.lastErr.Load(); err != nil {
 			return fmt.Errorf("%w: %v", ErrNoMetadata, *err) // why: wrong credentials, no broker reachable...
 		}
 		return ErrNoMetadata
+	}
+	if f.be.versions.Load() == nil {
+		return ErrNoVersions
 	}
 	return nil
 }

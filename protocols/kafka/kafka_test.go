@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"net"
 	"slices"
@@ -481,5 +482,22 @@ func TestPanicClosesOnlyTheClient(t *testing.T) {
 	}
 	if _, err := a.Write([]byte("x")); err == nil {
 		t.Error("the client's connection is still open")
+	}
+}
+
+// TestReadyNeedsVersions: metadata loads before the brokers' API versions
+// are asked; a client connecting in between was offered the ambassador's
+// own ranges, and had its connection closed when it used a version the
+// brokers lack (TestKafkaSASLSessionRenewal failed so, under load). Ready
+// waits for the versions too.
+func TestReadyNeedsVersions(t *testing.T) {
+	f := newTestFrontend(t)
+	f.be.loaded.Store(true)
+	if err := f.Ready(); !errors.Is(err, ErrNoVersions) {
+		t.Errorf("Ready with metadata but no versions: %v", err)
+	}
+	f.be.versions.Store(intersect([]*kmsg.ApiVersionsResponse{{ApiKeys: []kmsg.ApiVersionsResponseApiKey{{ApiKey: 0, MaxVersion: 9}}}}))
+	if err := f.Ready(); err != nil {
+		t.Errorf("Ready with metadata and versions: %v", err)
 	}
 }

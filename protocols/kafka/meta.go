@@ -25,6 +25,11 @@ var (
 	// ErrNoMetadata means no backend broker has answered a metadata
 	// request yet.
 	ErrNoMetadata = errors.New("kafka: no backend metadata yet")
+	// ErrNoVersions means no backend broker has told its API versions
+	// yet: a client would be offered the ambassador's own ranges, some of
+	// which the brokers may lack (its connection is then closed when it
+	// uses one, so that it asks again).
+	ErrNoVersions = errors.New("kafka: no backend broker's API versions yet")
 	// ErrUnknownBroker is a broker id missing from the backend metadata.
 	ErrUnknownBroker = errors.New("kafka: unknown backend broker")
 )
