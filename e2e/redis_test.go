@@ -3859,3 +3859,45 @@ func TestRedisRemovedNodeClosesClientConnections(t *testing.T) {
 		t.Error("a subscriber with a subscription on the removed node is still connected, its subscription silently gone")
 	}
 }
+
+// TestRedisConfigSecrets: the nodes' password never reaches a client
+// (CONFIG GET leaves it out, RESP2 and RESP3), and CONFIG SET of the
+// nodes' credentials, addresses and files is refused (a client set
+// requirepass on every node and took the ambassador's nodes down); other
+// settings (notify-keyspace-events...) are set on every node.
+func TestRedisConfigSecrets(t *testing.T) {
+	nodes := harness.RedisNodes(t, 2, "--requirepass", "backpw")
+	e := newRedisEnv(t, nodes, envOpts{env: map[string]string{"REDIS_PASSWORD": "backpw"}})
+	for _, proto := range []int{2, 3} {
+		r := e.raw()
+		if proto == 3 {
+			r.do("HELLO", "3")
+		}
+		for _, pat := range []string{"*pass*", "requirepass", "*"} {
+			got := r.do("CONFIG", "GET", pat)
+			if strings.Contains(got, "backpw") || strings.Contains(got, "requirepass") {
+				t.Errorf("RESP%d CONFIG GET %s shows the nodes' password: %.200q", proto, pat, got)
+			}
+		}
+		if got := r.do("CONFIG", "GET", "maxmemory-policy"); !strings.Contains(got, "maxmemory-policy") {
+			t.Errorf("RESP%d CONFIG GET maxmemory-policy: %q", proto, got)
+		}
+	}
+	r := e.raw()
+	for _, bad := range [][]string{{"requirepass", "x"}, {"masterauth", "x"}, {"notify-keyspace-events", "Ex", "bind", "0.0.0.0"}, {"tls-port", "1"}, {"dir", "/tmp"}} {
+		if got := r.do(append([]string{"CONFIG", "SET"}, bad...)...); !strings.HasPrefix(got, "-ERR CONFIG SET") {
+			t.Errorf("CONFIG SET %v: %q, want refused", bad, got)
+		}
+	}
+	if got := r.do("CONFIG", "SET", "notify-keyspace-events", "Ex"); got != "+OK\r\n" {
+		t.Errorf("CONFIG SET notify-keyspace-events: %q", got)
+	}
+	for i, d := range e.direct {
+		if v := d.ConfigGet(context.Background(), "notify-keyspace-events").Val()["notify-keyspace-events"]; v != "xE" {
+			t.Errorf("node %d notify-keyspace-events %q", i, v)
+		}
+	}
+	if got := r.do("SET", "k", "v"); got != "+OK\r\n" {
+		t.Errorf("SET after the refused CONFIG SETs: %q", got)
+	}
+}

@@ -80,7 +80,7 @@ var routeTable = map[string]handler{
 	"function|load": hAllSame, "function|delete": hAllOK, "function|flush": hAllOK,
 	"function|restore": hAllOK, "function|kill": hAllAnyOK,
 	"function|list": hAny, "function|dump": hAny, "function|stats": hAny, "function|help": hAny,
-	"config|set": hAllOK, "config|resetstat": hAllOK, "config|get": hAny, "config|help": hAny,
+	"config|set": hConfigSet, "config|resetstat": hAllOK, "config|get": hConfigGet, "config|help": hAny,
 	"info": hInfo, "time": hAny, "lastsave": hAny, "lolwut": hAny,
 	"memory|doctor": hAny, "memory|stats": hAny, "memory|malloc-stats": hAny, "memory|help": hAny,
 	"memory|purge": hAllOK,
@@ -168,7 +168,7 @@ func newRoute(name string, spec *commands.Command) *route {
 		rt.txMode = txRefuse
 	case keyed || name == "publish" || name == "spublish":
 		rt.txMode = txKeyed
-	case name == "ping" || name == "echo" || name == "time" || name == "lastsave" || name == "config|get" || name == "lolwut" || name == "select":
+	case name == "ping" || name == "echo" || name == "time" || name == "lastsave" || name == "lolwut" || name == "select":
 		rt.txMode = txAny
 	default:
 		rt.txMode = txRefuse
