@@ -1086,3 +1086,15 @@ func TestReloadIntervalNeedsFile(t *testing.T) {
 	}
 	mustLoad(t, []string{"--config", writeFile(t, "config_reload_interval: 1s\nredis:\n  nodes: [127.0.0.1:7000]\n")}, nil)
 }
+
+// A frontend user with an empty password would let anyone log in as it;
+// "default" is the frontend password's user.
+func TestFrontendUsersRefused(t *testing.T) {
+	for _, tc := range []struct{ users, want string }{
+		{"    alice: \"\"\n", `user "alice" has an empty password`},
+		{"    default: pw\n", `user "default" is set by redis.frontend_password`},
+	} {
+		file := writeFile(t, "redis:\n  nodes: [127.0.0.1:7000]\n  frontend_users:\n"+tc.users)
+		wantAll(t, loadErr(t, []string{"--config", file}, nil), "redis.frontend_users", tc.want)
+	}
+}

@@ -80,9 +80,14 @@ func (c *Config) Validate() error {
 		if r.ClusterMode {
 			p.add("redis.cluster_mode", "Redis Cluster backends are not supported yet (a later issue); unset it to shard standalone nodes on the hash ring")
 		}
-		for name := range r.FrontendUsers {
-			if name == "" || strings.ContainsAny(name, " \t") {
+		for name, pw := range r.FrontendUsers {
+			switch {
+			case name == "" || strings.ContainsAny(name, " \t"):
 				p.add("redis.frontend_users", "bad user name %q", name)
+			case name == "default":
+				p.add("redis.frontend_users", "user \"default\" is set by redis.frontend_password (REDIS_FRONTEND_PASSWORD)")
+			case pw == "":
+				p.add("redis.frontend_users", "user %q has an empty password (anyone could log in as it)", name)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"math"
@@ -92,14 +93,22 @@ func (c *client) checkAuth(user, pass []byte) bool {
 		if cfg.FrontendPassword == "" {
 			return len(cfg.FrontendUsers) == 0 // nopass default user
 		}
-		return subtle.ConstantTimeCompare(pass, []byte(cfg.FrontendPassword.Reveal())) == 1
+		return samePassword(pass, cfg.FrontendPassword.Reveal())
 	}
 	want, ok := cfg.FrontendUsers[u]
-	if !ok {
-		subtle.ConstantTimeCompare(pass, pass)
+	if !ok || want == "" {
+		samePassword(pass, "")
 		return false
 	}
-	return subtle.ConstantTimeCompare(pass, []byte(want.Reveal())) == 1
+	return samePassword(pass, want.Reveal())
+}
+
+// samePassword compares in constant time, the length included: both
+// sides are hashed first (ConstantTimeCompare returns at once on
+// different lengths), as Redis does.
+func samePassword(got []byte, want string) bool {
+	a, b := sha256.Sum256(got), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
 const wrongPass = "WRONGPASS invalid username-password pair or user is disabled."
