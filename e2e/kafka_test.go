@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -3335,5 +3336,43 @@ func TestKafkaFetchSessionEpochs(t *testing.T) {
 		if resp.ErrorCode != 0 || resp.SessionID != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
 			t.Errorf("full fetch naming session %d epoch %d: error %v, session %d, %d topics; want the records, no session", tc.id, tc.epoch, kerr.ErrorForCode(resp.ErrorCode), resp.SessionID, len(resp.Topics))
 		}
+	}
+}
+
+// TestKafkaDeclaredFrameSizesBounded: a request frame's buffer is
+// allocated at its declared size when its 4 size bytes arrive; clients
+// declaring large frames and sending nothing more made the ambassador
+// hold that much each (8 bytes sent per 100 MiB held). The bytes of large
+// frames being read are bounded; small requests go on meanwhile.
+func TestKafkaDeclaredFrameSizesBounded(t *testing.T) {
+	e := newKafkaEnv(t)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var conns []net.Conn
+	for range 8 {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var hdr [8]byte
+		binary.BigEndian.PutUint32(hdr[:4], 100<<20) // 100 MiB declared, 4 bytes of it sent
+		if _, err := c.Write(hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(500 * time.Millisecond)
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 400<<20 {
+		t.Errorf("8 frames of 100 MiB declared, 8 bytes each sent: the heap grew by %d MiB", grew>>20)
+	}
+	// a small request is answered meanwhile
+	if resp := raw(t, e.addr, kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+		t.Errorf("ApiVersions while large frames are declared: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	for _, c := range conns {
+		c.Close()
 	}
 }

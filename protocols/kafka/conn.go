@@ -398,7 +398,19 @@ func (c *clientConn) readLoop() frontend.CloseReason {
 		if c.draining() { // the drain's wake-up may have just been replaced
 			_ = c.conn.SetReadDeadline(time.Now())
 		}
-		frame, err := wire.ReadFrameAlloc(br, st.maxRequest, getFrame)
+		var held int64
+		frame, err := wire.ReadFrameAlloc(br, st.maxRequest, func(n int) []byte {
+			if n >= bigFrame {
+				if !c.f.budget.acquire(c.ctx, int64(n), readBudgetMax(st.maxRequest)) {
+					return nil
+				}
+				held = int64(n)
+			}
+			return getFrame(n)
+		})
+		if held > 0 {
+			c.f.budget.release(held)
+		}
 		if err != nil {
 			if errors.Is(err, wire.ErrTooLarge) {
 				c.log.Warn("request over kafka.max_request_size; closing the connection", "error", err, "max_request_size", st.maxRequest)

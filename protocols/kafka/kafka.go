@@ -57,6 +57,8 @@ type Frontend struct {
 
 	st atomic.Pointer[settings]
 
+	budget readBudget // bytes of large request frames being read
+
 	mu      sync.Mutex
 	started bool
 	stop    context.CancelFunc

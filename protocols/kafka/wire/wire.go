@@ -17,6 +17,9 @@ var (
 	ErrTooLarge = errors.New("kafka wire: frame larger than the limit")
 	// ErrMalformed is a frame or header that does not parse.
 	ErrMalformed = errors.New("kafka wire: malformed frame")
+	// ErrNoBuffer is a frame whose buffer the caller's alloc did not give
+	// (it gave up waiting for memory: the connection is closing).
+	ErrNoBuffer = errors.New("kafka wire: no buffer for the frame")
 	// ErrUnknownKey is an API key that kmsg does not know.
 	ErrUnknownKey = errors.New("kafka wire: unknown api key")
 	// ErrUnknownVersion is a version above the newest kmsg knows for the key.
@@ -54,6 +57,9 @@ func ReadFrameAlloc(r *bufio.Reader, max int32, alloc func(n int) []byte) ([]byt
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, max)
 	}
 	buf := alloc(int(n))
+	if len(buf) != int(n) {
+		return nil, ErrNoBuffer
+	}
 	if _, err := io.ReadFull(r, buf); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
