@@ -501,3 +501,25 @@ func TestReadyNeedsVersions(t *testing.T) {
 		t.Errorf("Ready with metadata and versions: %v", err)
 	}
 }
+
+// TestCoordinatorCacheBounded: clients name the cache's keys; it stays
+// under coordMax, dropping idle entries first.
+func TestCoordinatorCacheBounded(t *testing.T) {
+	b := &backend{coords: map[coordKey]*coordEntry{}}
+	now := time.Now().UnixNano()
+	recent := &coordEntry{node: 1}
+	recent.used.Store(now)
+	b.coords[coordKey{0, "recent"}] = recent
+	for i := range coordMax + 10 {
+		b.trimCoordsLocked(now)
+		e := &coordEntry{}
+		e.used.Store(now - int64(2*time.Minute))
+		b.coords[coordKey{0, strconv.Itoa(i)}] = e
+	}
+	if len(b.coords) > coordMax {
+		t.Errorf("%d entries, over %d", len(b.coords), coordMax)
+	}
+	if b.coords[coordKey{0, "recent"}] == nil {
+		t.Error("the entry in use was dropped before the idle ones")
+	}
+}

@@ -518,6 +518,29 @@ type coordEntry struct {
 
 const coordIdle = 10 * time.Minute
 
+// coordMax bounds the cache: clients name the keys (FindCoordinator with
+// a million group ids held 140 MB for coordIdle). Past it, entries unused
+// for a minute go, then any (an entry dropped is asked again when used).
+const coordMax = 100_000
+
+// trimCoordsLocked makes room in the cache; coordMu is held.
+func (b *backend) trimCoordsLocked(now int64) {
+	if len(b.coords) < coordMax {
+		return
+	}
+	for k, e := range b.coords {
+		if now-e.used.Load() > int64(time.Minute) {
+			delete(b.coords, k)
+		}
+	}
+	for k := range b.coords { // map order: an arbitrary half
+		if len(b.coords) < coordMax/2 {
+			break
+		}
+		delete(b.coords, k)
+	}
+}
+
 // sweepCoordinators drops cached coordinators unused since before cutoff.
 func (b *backend) sweepCoordinators(cutoff time.Time) {
 	c := cutoff.UnixNano()
@@ -586,6 +609,7 @@ func (b *backend) coordinators(ctx context.Context, typ int8, keys []string) map
 			}
 			e := &coordEntry{node: r.node}
 			e.used.Store(now)
+			b.trimCoordsLocked(now)
 			b.coords[coordKey{typ, k}] = e
 		}
 		out[k] = r
