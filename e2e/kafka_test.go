@@ -2435,21 +2435,7 @@ func TestKafkaAcks0ErrorCloses(t *testing.T) {
 	req.Topics = append(req.Topics, rt)
 	frames := wire.AppendRequest(nil, 1, &id, kmsg.NewPtrApiVersionsRequest())
 	frames = wire.AppendRequest(frames, 2, &id, req)
-	if _, err := c.Write(frames); err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(c)
-	frame, err := wire.ReadFrame(br, 1<<20, nil)
-	if err != nil {
-		t.Fatalf("the ApiVersions before it got no answer: %v", err)
-	}
-	if corr, _ := wire.ResponseCorrelation(frame); corr != 1 {
-		t.Fatalf("answer with correlation id %d, want 1", corr)
-	}
-	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("after an acks=0 produce to an unknown topic: %v, want the connection closed", err)
-	}
+	answeredThenClosed(t, c, frames, "an acks=0 produce to an unknown topic")
 }
 
 // topicWithLeaders creates topic with one partition per leader given
@@ -3195,21 +3181,7 @@ func TestKafkaVersionsNarrowedClientsAskAgain(t *testing.T) {
 	frames := wire.AppendRequest(nil, 1, &id, md)
 	frames = wire.AppendRequest(frames, 2, &id, pr)
 	frames = wire.AppendRequest(frames, 3, &id, ct)
-	if _, err := rc.Write(frames); err != nil {
-		t.Fatal(err)
-	}
-	_ = rc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(rc)
-	frame, err := wire.ReadFrame(br, 1<<20, nil)
-	if err != nil {
-		t.Fatalf("the Metadata before the produce got no answer: %v", err)
-	}
-	if corr, _ := wire.ResponseCorrelation(frame); corr != 1 {
-		t.Fatalf("answer with correlation id %d, want 1", corr)
-	}
-	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("after a produce at a version the brokers no longer support: %v, want the connection closed", err)
-	}
+	answeredThenClosed(t, rc, frames, "a produce at a version the brokers no longer support")
 	time.Sleep(200 * time.Millisecond)
 	tn := "after-close"
 	mreq := kmsg.NewPtrMetadataRequest()
@@ -3374,5 +3346,27 @@ func TestKafkaDeclaredFrameSizesBounded(t *testing.T) {
 	}
 	for _, c := range conns {
 		c.Close()
+	}
+}
+
+// answeredThenClosed writes frames (correlation ids from 1) to c and
+// checks that the first request is answered, then the connection closes
+// (after the second request, what).
+func answeredThenClosed(t *testing.T, c net.Conn, frames []byte, what string) {
+	t.Helper()
+	if _, err := c.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	frame, err := wire.ReadFrame(br, 1<<20, nil)
+	if err != nil {
+		t.Fatalf("the request before %s got no answer: %v", what, err)
+	}
+	if corr, _ := wire.ResponseCorrelation(frame); corr != 1 {
+		t.Fatalf("answer with correlation id %d, want 1", corr)
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("after %s: %v, want the connection closed", what, err)
 	}
 }

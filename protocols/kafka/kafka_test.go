@@ -386,18 +386,7 @@ func TestQueuedRequestTimeCountsFromHead(t *testing.T) {
 		kc.SleepControl(func() { <-joined; time.Sleep(200 * time.Millisecond) })
 		return nil, nil, false
 	})
-	f := newTestFrontend(t)
-	sec, err := newSecurity(&config.Default().Kafka)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	b, err := dialBroker(context.Background(), sec, bkey{id: 0, addr: kc.ListenAddrs()[0], lane: laneMain}, time.Second, nil, f.m, &wg, nil, func(int) {}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.close()
+	_, b := dialTestBroker(t, kc, nil)
 	join := func(timeout int32) *kmsg.JoinGroupRequest {
 		r := kmsg.NewPtrJoinGroupRequest()
 		r.Version = 5
@@ -441,19 +430,8 @@ func TestPanicClosesOnlyTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kc.Close()
-	f := newTestFrontend(t)
-	sec, err := newSecurity(&config.Default().Kafka)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	told := make(chan any, 1)
-	b, err := dialBroker(context.Background(), sec, bkey{id: 0, addr: kc.ListenAddrs()[0], lane: laneMain}, time.Second, nil, f.m, &wg, nil, func(int) {}, func(r any) { told <- r })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.close()
+	f, b := dialTestBroker(t, kc, func(r any) { told <- r })
 	id := "t"
 	b.send(&id, kmsg.NewPtrApiVersionsRequest(), nil, func(kmsg.Response, error) { panic("bug in a callback") })
 	select {
@@ -522,4 +500,25 @@ func TestCoordinatorCacheBounded(t *testing.T) {
 	if b.coords[coordKey{0, "recent"}] == nil {
 		t.Error("the entry in use was dropped before the idle ones")
 	}
+}
+
+// dialTestBroker connects a broker connection of a test frontend to kfake
+// broker 0; it is closed, and its goroutines waited for, at the test's end.
+func dialTestBroker(t *testing.T, kc *kfake.Cluster, panicked func(any)) (*Frontend, *brokerConn) {
+	t.Helper()
+	f := newTestFrontend(t)
+	sec, err := newSecurity(&config.Default().Kafka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	b, err := dialBroker(context.Background(), sec, bkey{id: 0, addr: kc.ListenAddrs()[0], lane: laneMain}, time.Second, nil, f.m, &wg, nil, func(int) {}, panicked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.close()
+		wg.Wait()
+	})
+	return f, b
 }
