@@ -134,6 +134,12 @@ type Kafka struct {
 	// while the client processes the last ones (at most one fetch per
 	// broker and client connection ahead).
 	FetchReadAhead bool `yaml:"fetch_read_ahead" json:"fetch_read_ahead"`
+	// AdminRequests, when false, refuses the requests that change the
+	// cluster or its security (topics, partitions, configs, ACLs, SCRAM
+	// users, quotas, features, leader elections, record deletion) and
+	// those that read its security (ACLs, SCRAM users, quotas): clients
+	// act with the ambassador's backend identity.
+	AdminRequests bool `yaml:"admin_requests" json:"admin_requests"`
 	// TLS and SASL are how the ambassador connects and authenticates to
 	// the brokers; clients need neither.
 	TLS  KafkaTLS  `yaml:"tls" json:"tls"`
@@ -195,6 +201,7 @@ func Default() *Config {
 			MetadataRefresh: Duration(30 * time.Second),
 			MaxRequestSize:  100 << 20,
 			FetchReadAhead:  true,
+			AdminRequests:   true,
 		},
 	}
 }

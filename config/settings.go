@@ -110,6 +110,8 @@ var settings = []setting{
 		func(c *Config, v string) error { return setDuration(&c.Kafka.MetadataRefresh, v) }},
 	{"kafka.fetch_read_ahead", []string{"KAFKA_FETCH_READ_AHEAD"}, "", "fetch a partition's next records while the client processes the last ones",
 		func(c *Config, v string) error { return setBool(&c.Kafka.FetchReadAhead, v) }},
+	{"kafka.admin_requests", []string{"KAFKA_ADMIN_REQUESTS"}, "", "forward requests that change the cluster or its security (topics, configs, ACLs, SCRAM users, quotas...); false refuses them (clients act with the ambassador's backend identity)",
+		func(c *Config, v string) error { return setBool(&c.Kafka.AdminRequests, v) }},
 	{"kafka.tls.enabled", []string{"KAFKA_TLS"}, "", "TLS to the Kafka brokers; the other kafka.tls settings need it",
 		func(c *Config, v string) error { return setBool(&c.Kafka.TLS.Enabled, v) }},
 	{"kafka.tls.ca_file", []string{"KAFKA_TLS_CA_FILE"}, "", "CA bundle that verifies the Kafka brokers (default: system roots)",

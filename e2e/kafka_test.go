@@ -3370,3 +3370,38 @@ func answeredThenClosed(t *testing.T, c net.Conn, frames []byte, what string) {
 		t.Errorf("after %s: %v, want the connection closed", what, err)
 	}
 }
+
+// TestKafkaAdminRequestsOff: clients act with the ambassador's backend
+// identity; with kafka.admin_requests off, the requests that change the
+// cluster or its security (and read its security) are refused with
+// CLUSTER_AUTHORIZATION_FAILED, while producing and consuming go on.
+func TestKafkaAdminRequestsOff(t *testing.T) {
+	e := newKafkaEnvWith(t, map[string]string{"KAFKA_ADMIN_REQUESTS": "false"})
+	e.createTopic("adm", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(e.client())
+	if resp, err := adm.CreateTopic(ctx, 1, 1, nil, "adm-new"); err == nil && resp.Err == nil {
+		t.Error("CreateTopics went through with kafka.admin_requests off")
+	} else if err == nil && !errors.Is(resp.Err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("CreateTopics: %v, want CLUSTER_AUTHORIZATION_FAILED", resp.Err)
+	}
+	if e.fake.TopicInfo("adm-new") != nil {
+		t.Error("the refused topic exists")
+	}
+	acl := kmsg.NewPtrCreateACLsRequest()
+	acl.Version = 2
+	c := kmsg.NewCreateACLsRequestCreation()
+	c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, "adm", kmsg.ACLResourcePatternTypeLiteral
+	c.Principal, c.Host, c.Operation, c.PermissionType = "User:evil", "*", kmsg.ACLOperationAll, kmsg.ACLPermissionTypeAllow
+	acl.Creations = append(acl.Creations, c)
+	if r := raw(t, e.addr, acl).(*kmsg.CreateACLsResponse); len(r.Results) != 1 || r.Results[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Errorf("CreateACLs with admin requests off: %+v", r.Results)
+	}
+	scram := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+	if r := raw(t, e.addr, scram).(*kmsg.DescribeUserSCRAMCredentialsResponse); r.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Errorf("DescribeUserSCRAMCredentials with admin requests off: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	produceKgo(t, e.client(kgo.DefaultProduceTopic("adm")), "adm", makeRecs("a", 5))
+	sameRecs(t, "records with admin requests off", e.consumeKgo(t, "adm", 5, nil), makeRecs("a", 5))
+}

@@ -43,6 +43,7 @@ type settings struct {
 	refresh     time.Duration
 	seeds       []string
 	readAhead   bool
+	admin       bool // admin and security requests forwarded
 }
 
 // Frontend is the Kafka frontend: a server.Frontend with Ready and Reload.
@@ -109,6 +110,7 @@ func newSettings(cfg *config.Config) (*settings, error) {
 		dialTimeout: cfg.Limits.ConnectionTimeout.D(),
 		refresh:     k.MetadataRefresh.D(),
 		readAhead:   k.FetchReadAhead,
+		admin:       k.AdminRequests,
 	}
 	if st.maxRequest <= 0 {
 		st.maxRequest = 100 << 20

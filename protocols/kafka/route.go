@@ -8,6 +8,12 @@ import (
 // route sends a request to the handler of its API (see README.md for the
 // routing of each).
 func (c *clientConn) route(r *request) {
+	if !c.f.settings().admin && adminRequest(r.h.Key) {
+		c.log.Warn("admin or security request refused (kafka.admin_requests is off)", "api", apiName(r.h.Key))
+		c.f.m.errorf(r.h.Key, "refused")
+		r.respondError(kerr.ClusterAuthorizationFailed.Code)
+		return
+	}
 	switch req := r.req.(type) {
 	case *kmsg.ProduceRequest:
 		c.handleProduce(r)
@@ -101,4 +107,18 @@ func (c *clientConn) route(r *request) {
 		c.f.m.errorf(r.h.Key, "unsupported")
 		r.respondError(kerr.UnsupportedVersion.Code)
 	}
+}
+
+// adminRequest: the APIs that change the cluster or its security, or read
+// its security, refused when kafka.admin_requests is off.
+func adminRequest(key int16) bool {
+	switch kmsg.Key(key) {
+	case kmsg.CreateTopics, kmsg.DeleteTopics, kmsg.CreatePartitions, kmsg.DeleteRecords,
+		kmsg.AlterConfigs, kmsg.IncrementalAlterConfigs, kmsg.ElectLeaders, kmsg.UpdateFeatures,
+		kmsg.CreateACLs, kmsg.DeleteACLs, kmsg.DescribeACLs,
+		kmsg.AlterUserSCRAMCredentials, kmsg.DescribeUserSCRAMCredentials,
+		kmsg.AlterClientQuotas, kmsg.DescribeClientQuotas:
+		return true
+	}
+	return false
 }
