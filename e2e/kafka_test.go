@@ -3405,3 +3405,32 @@ func TestKafkaAdminRequestsOff(t *testing.T) {
 	produceKgo(t, e.client(kgo.DefaultProduceTopic("adm")), "adm", makeRecs("a", 5))
 	sameRecs(t, "records with admin requests off", e.consumeKgo(t, "adm", 5, nil), makeRecs("a", 5))
 }
+
+// TestKafkaLargeNonProduceRefused: a request other than Produce carries no
+// record batches; one over 16 MiB closes the connection with a log line
+// (decoding it could allocate ~34 times its size for the arrays it
+// declares), while the connection of a client that behaves goes on.
+func TestKafkaLargeNonProduceRefused(t *testing.T) {
+	e := newKafkaEnv(t)
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := make([]byte, 17<<20)
+	binary.BigEndian.PutUint16(body[0:], 3) // Metadata
+	binary.BigEndian.PutUint16(body[2:], 4) // v4
+	binary.BigEndian.PutUint32(body[4:], 1) // correlation id
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	go func() { _, _ = c.Write(append(frame, body...)) }()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 16)); err == nil || n != 0 {
+		t.Errorf("a 17 MiB Metadata request: read %d bytes, %v; want the connection closed", n, err)
+	}
+	if n := metricValue(t, e.srv, "ambassador_kafka_errors_total", map[string]string{"reason": "too_large"}); n != 1 {
+		t.Errorf("errors{too_large} = %v", n)
+	}
+	if resp := raw(t, e.addr, kmsg.NewPtrApiVersionsRequest()).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+		t.Errorf("another client: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+}

@@ -5,6 +5,11 @@ import (
 	"sync"
 )
 
+// maxOtherRequest bounds requests other than Produce, whose size
+// kafka.max_request_size bounds: the others carry no record batches, and
+// even a consumer of 100,000 partitions commits in a few MB.
+const maxOtherRequest = 16 << 20
+
 // bigFrame is the size from which a request frame's buffer counts
 // against the read budget.
 const bigFrame = 1 << 20

@@ -432,6 +432,15 @@ func (c *clientConn) readLoop() frontend.CloseReason {
 			return readReason(err)
 		}
 		c.f.m.bytesClientIn.Add(float64(len(frame) + 4))
+		if len(frame) > maxOtherRequest && (len(frame) < 2 || frame[0] != 0 || frame[1] != 0) {
+			// Only a produce request carries record batches; decoding
+			// another one allocates up to ~34 times its size for the
+			// arrays it declares (kmsg sizes them by their counts).
+			c.log.Warn("request other than Produce over 16 MiB; closing the connection", "bytes", len(frame))
+			c.f.m.errorf(-1, "too_large")
+			putFrame(frame)
+			return frontend.ReasonTooLarge
+		}
 		select {
 		case c.sem <- struct{}{}:
 		case <-c.ctx.Done():
