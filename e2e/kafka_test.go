@@ -1533,13 +1533,30 @@ func TestKafkaFetchWaitAcrossBrokers(t *testing.T) {
 	go func() {
 		for ctx.Err() == nil {
 			fs := cons.PollFetches(ctx)
-			if fs.NumRecords() > 0 {
+			for range fs.NumRecords() {
 				got <- time.Now()
 			}
 		}
 	}()
 	time.Sleep(1500 * time.Millisecond) // the consumer is long-polling all three brokers
 	prod := e.client()
+	// Warm-up: a record on each partition, consumed, so that the
+	// consumer's fetches name every partition (one whose start offset
+	// came late would wait out a fetch that lacks it: the client's own
+	// pacing, not the ambassador's).
+	for p := range int32(3) {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "wait", Partition: p, Value: []byte("warm")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		select {
+		case <-got:
+		case <-time.After(15 * time.Second):
+			t.Fatal("the warm-up records were not consumed")
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // long-polling again
 	for p := range int32(3) {
 		sent := time.Now()
 		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: "wait", Partition: p, Value: []byte("x")}).FirstErr(); err != nil {
