@@ -611,19 +611,22 @@ func loadFileEnv(t *testing.T, yml string, env map[string]string) (*config.Confi
 // TestFileAndEnvAcceptTheSameValues: a value given in the file is
 // normalised as the same value of the variable is (case, aliases, "none",
 // spaces, the spellings of booleans), so both load alike.
+// agreeCase is one value given in the file and in a variable.
+type agreeCase struct {
+	section, key string // the file key is section.key ("" section: top level)
+	fileVal      string // as written in YAML
+	env, envVal  string
+	extraYAML    string // more lines of the section
+	extraEnv     map[string]string
+	get          func(c *config.Config) any
+	want         any
+}
+
 func TestFileAndEnvAcceptTheSameValues(t *testing.T) {
 	const node = "127.0.0.1:7001"
 	kafkaSASL := "  bootstrap_servers: [127.0.0.1:9093]\n  sasl: {username: u, password: p}\n"
 	kafkaSASLEnv := map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093", "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
-	cases := []struct {
-		section, key string // the file key is section.key ("" section: top level)
-		fileVal      string // as written in YAML
-		env, envVal  string
-		extraYAML    string // more lines of the section
-		extraEnv     map[string]string
-		get          func(c *config.Config) any
-		want         any
-	}{
+	cases := []agreeCase{
 		{"", "load_balance", "least_conn", "LOAD_BALANCE_ALGORITHM", "least_conn", "", nil,
 			func(c *config.Config) any { return c.LoadBalance }, "least_connections"},
 		{"", "load_balance", "least-connections", "ROUTING_STRATEGY", "least-connections", "", nil,
@@ -650,40 +653,16 @@ func TestFileAndEnvAcceptTheSameValues(t *testing.T) {
 			func(c *config.Config) any { return c.Kafka.SASL.Mechanism }, "PLAIN"},
 	}
 	for _, word := range []string{"enabled", "1", "on", "yes", "true", "Enabled", `"true"`, "y"} {
-		cases = append(cases, struct {
-			section, key string
-			fileVal      string
-			env, envVal  string
-			extraYAML    string
-			extraEnv     map[string]string
-			get          func(c *config.Config) any
-			want         any
-		}{"circuit_breaker", "enabled", word, "CIRCUIT_BREAKER_ENABLED", strings.Trim(word, `"`), "", nil,
+		cases = append(cases, agreeCase{"circuit_breaker", "enabled", word, "CIRCUIT_BREAKER_ENABLED", strings.Trim(word, `"`), "", nil,
 			func(c *config.Config) any { return c.CircuitBreaker.Enabled }, true})
 	}
 	for _, word := range []string{"disabled", "0", "off", "no", "false", "n"} {
 		// fetch_read_ahead is true by default, so false must be read
-		cases = append(cases, struct {
-			section, key string
-			fileVal      string
-			env, envVal  string
-			extraYAML    string
-			extraEnv     map[string]string
-			get          func(c *config.Config) any
-			want         any
-		}{"kafka", "fetch_read_ahead", word, "KAFKA_FETCH_READ_AHEAD", word, "  bootstrap_servers: [127.0.0.1:9093]\n",
+		cases = append(cases, agreeCase{"kafka", "fetch_read_ahead", word, "KAFKA_FETCH_READ_AHEAD", word, "  bootstrap_servers: [127.0.0.1:9093]\n",
 			map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9093"},
 			func(c *config.Config) any { return c.Kafka.FetchReadAhead }, false})
 	}
-	cases = append(cases, struct {
-		section, key string
-		fileVal      string
-		env, envVal  string
-		extraYAML    string
-		extraEnv     map[string]string
-		get          func(c *config.Config) any
-		want         any
-	}{"redis", "auto_eject", "on", "REDIS_AUTO_EJECT", "on", "", nil,
+	cases = append(cases, agreeCase{"redis", "auto_eject", "on", "REDIS_AUTO_EJECT", "on", "", nil,
 		func(c *config.Config) any { return c.Redis.AutoEject }, true})
 
 	for _, tc := range cases {
