@@ -49,6 +49,29 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// BenchmarkParsePieces: a command of 1M small arguments (about 10 MB)
+// arriving 64 KB at a time.
+func BenchmarkParsePieces(b *testing.B) {
+	const n = 1 << 20
+	buf := AppendArray(nil, n)
+	for range n {
+		buf = AppendBulkString(buf, "member")
+	}
+	b.SetBytes(int64(len(buf)))
+	var p Parser
+	for b.Loop() {
+		for l := 64 << 10; ; l += 64 << 10 {
+			_, _, _, err := p.Parse(buf[:min(l, len(buf))])
+			if err == nil {
+				break
+			}
+			if err != ErrIncomplete {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 func BenchmarkReplyLen(b *testing.B) {
 	for _, bc := range []struct {
 		name string

@@ -30,6 +30,24 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		p := Parser{Limits: Limits{MaxBulkLen: 1 << 16, MaxMultibulkLen: 1 << 10, MaxInlineLen: 1 << 12}}
 		cmd, n, need, err := p.Parse(buf)
+		// The same bytes arriving a few at a time (the buffer moving
+		// between calls, as a client's does) parse the same.
+		for _, step := range []int{1, 3, 7, 64} {
+			step = max(step, len(buf)/256) // bounded work on large inputs
+			if err == nil {
+				cmd = Command{Args: cloneArgs(cmd.Args), Raw: cmd.Raw}
+			}
+			pc := Parser{Limits: p.Limits}
+			cmdc, nc, _, errc := feed(&pc, buf, step)
+			errMatch := (err == nil) == (errc == nil) && (err == ErrIncomplete) == (errc == ErrIncomplete)
+			if pe, ok := err.(*ProtocolError); ok {
+				pc, okc := errc.(*ProtocolError)
+				errMatch = okc && pc.Msg == pe.Msg
+			}
+			if !errMatch || (err == nil && (nc != n || !sameArgs(cmdc.Args, cmd.Args))) {
+				t.Fatalf("in steps of %d: n %d err %v args %q; at once: n %d err %v args %q", step, nc, errc, cmdc.Args, n, err, cmd.Args)
+			}
+		}
 		switch {
 		case err == ErrIncomplete:
 			if n != 0 || need <= len(buf) {
@@ -71,6 +89,25 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip of %q: %q n %d err %v", args, cmd3.Args, n3, err3)
 		}
 	})
+}
+
+// feed gives p growing prefixes of buf, step bytes more each time, each
+// in a fresh copy, until a command parses or fails, and returns that.
+func feed(p *Parser, buf []byte, step int) (Command, int, int, error) {
+	for l := min(step, len(buf)); ; l = min(l+step, len(buf)) {
+		cmd, n, need, err := p.Parse(bytes.Clone(buf[:l]))
+		if err != ErrIncomplete || l == len(buf) {
+			return cmd, n, need, err
+		}
+	}
+}
+
+func cloneArgs(args [][]byte) [][]byte {
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		out[i] = bytes.Clone(a)
+	}
+	return out
 }
 
 func sameArgs(a, b [][]byte) bool {

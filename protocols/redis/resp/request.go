@@ -60,10 +60,32 @@ func (l *Limits) norm() (int64, int64, int) {
 // a client declaring *2147483647 costs what it sends (Redis likewise
 // allocates at most 1024 argument slots ahead). After a command of more
 // than maxKeepArgs arguments the slice is dropped rather than kept.
+//
+// A multibulk command that arrives over many reads is not parsed again
+// from its start each time: the Parser remembers how far it has checked
+// it, so a command of many arguments costs time in proportion to its size
+// (Redis keeps the same state in its client struct). Hence the contract:
+// after ErrIncomplete, the next call must be given the same command's
+// bytes at the start of buf (the buffer may have moved and grown); call
+// Reset before giving it anything else.
 type Parser struct {
 	Limits Limits
 	args   [][]byte
+	part   partial
 }
+
+// partial is how far a multibulk command received in part was checked.
+type partial struct {
+	on     bool
+	unauth bool  // the limits it was checked under
+	count  int64 // arguments declared
+	first  int   // where its first argument starts (after "*<count>\r\n")
+	done   int64 // arguments complete and checked
+	pos    int   // where the next argument starts
+}
+
+// Reset forgets a command received in part.
+func (p *Parser) Reset() { p.part = partial{} }
 
 // Command is one parsed request.
 type Command struct {
@@ -84,12 +106,30 @@ type Command struct {
 // The returned Args are valid until the next call to Parse.
 func (p *Parser) Parse(buf []byte) (cmd Command, n int, need int, err error) {
 	if len(buf) == 0 {
+		p.part = partial{}
 		return cmd, 0, 1, ErrIncomplete
 	}
 	maxBulk, maxMulti, maxInline := p.Limits.norm()
 	if buf[0] != '*' {
+		p.part = partial{}
 		return p.parseInline(buf, maxInline)
 	}
+	if pt := p.part; pt.on && pt.unauth == p.Limits.Unauthenticated && pt.pos <= len(buf) && p.same(buf) {
+		// The rest of a command received in part: check the arguments
+		// that came since, then slice them all out in one walk.
+		pos, done, need, err := p.check(buf, pt.pos, pt.done, pt.count, maxBulk, maxInline)
+		if err != nil {
+			if err == ErrIncomplete {
+				p.part.pos, p.part.done = pos, done
+				return cmd, 0, need, err
+			}
+			p.part = partial{}
+			return cmd, 0, 0, err
+		}
+		p.part = partial{}
+		return p.slice(buf, pt.count, pos), pos, 0, nil
+	}
+	p.part = partial{}
 	// *<count>\r\n
 	count, pos, err := parseLine(buf, 1, maxInline, "too big mbulk count string")
 	if err != nil {
@@ -108,31 +148,26 @@ func (p *Parser) Parse(buf []byte) (cmd Command, n int, need int, err error) {
 		return cmd, pos, 0, nil
 	}
 	args := p.args[:0]
-	for range count.v {
+	first := pos
+	for i := range count.v {
 		if pos >= len(buf) {
 			p.args = args
+			p.part = partial{on: true, unauth: p.Limits.Unauthenticated, count: count.v, first: first, done: i, pos: pos}
 			return cmd, 0, pos + 1, ErrIncomplete
 		}
-		if buf[pos] != '$' {
-			return cmd, 0, 0, &ProtocolError{"expected '$', got '" + printable(buf[pos]) + "'"}
-		}
-		l, next, err := parseLine(buf, pos+1, maxInline, "too big bulk count string")
+		l, next, err := p.argHeader(buf, pos, maxBulk, maxInline)
 		if err != nil {
 			p.args = args
 			if err == ErrIncomplete {
+				p.part = partial{on: true, unauth: p.Limits.Unauthenticated, count: count.v, first: first, done: i, pos: pos}
 				return cmd, 0, len(buf) + 1, err
 			}
 			return cmd, 0, 0, err
 		}
-		if l.bad || l.v < 0 || l.v > maxBulk {
-			return cmd, 0, 0, &ProtocolError{"invalid bulk length"}
-		}
-		if p.Limits.Unauthenticated && l.v > unauthMaxBulkLen {
-			return cmd, 0, 0, &ProtocolError{"unauthenticated bulk length"}
-		}
-		end := next + int(l.v)
+		end := next + l
 		if end+2 > len(buf) {
 			p.args = args
+			p.part = partial{on: true, unauth: p.Limits.Unauthenticated, count: count.v, first: first, done: i, pos: pos}
 			return cmd, 0, end + 2, ErrIncomplete
 		}
 		if buf[end] != '\r' || buf[end+1] != '\n' {
@@ -144,11 +179,89 @@ func (p *Parser) Parse(buf []byte) (cmd Command, n int, need int, err error) {
 		args = append(args, buf[next:end:end])
 		pos = end + 2
 	}
+	return p.done(args, buf, pos), pos, 0, nil
+}
+
+// same is a cheap check that buf holds the command received in part: its
+// count line, and a CRLF before where the next argument starts.
+func (p *Parser) same(buf []byte) bool {
+	pt := p.part
+	c, first, err := parseLine(buf, 1, pt.first, "")
+	return err == nil && !c.bad && c.v == pt.count && first == pt.first &&
+		buf[pt.pos-2] == '\r' && buf[pt.pos-1] == '\n'
+}
+
+// argHeader checks the "$<len>\r\n" of an argument at buf[pos] and
+// returns its length and where its payload starts.
+func (p *Parser) argHeader(buf []byte, pos int, maxBulk int64, maxInline int) (int, int, error) {
+	if buf[pos] != '$' {
+		return 0, 0, &ProtocolError{"expected '$', got '" + printable(buf[pos]) + "'"}
+	}
+	l, next, err := parseLine(buf, pos+1, maxInline, "too big bulk count string")
+	if err != nil {
+		return 0, 0, err
+	}
+	if l.bad || l.v < 0 || l.v > maxBulk {
+		return 0, 0, &ProtocolError{"invalid bulk length"}
+	}
+	if p.Limits.Unauthenticated && l.v > unauthMaxBulkLen {
+		return 0, 0, &ProtocolError{"unauthenticated bulk length"}
+	}
+	return int(l.v), next, nil
+}
+
+// check checks arguments done..count of a command from buf[pos] without
+// collecting them. It returns where it stopped, how many are complete,
+// and on ErrIncomplete the buffer size needed.
+func (p *Parser) check(buf []byte, pos int, done, count, maxBulk int64, maxInline int) (int, int64, int, error) {
+	for ; done < count; done++ {
+		if pos >= len(buf) {
+			return pos, done, pos + 1, ErrIncomplete
+		}
+		l, next, err := p.argHeader(buf, pos, maxBulk, maxInline)
+		if err != nil {
+			return pos, done, len(buf) + 1, err
+		}
+		end := next + l
+		if end+2 > len(buf) {
+			return pos, done, end + 2, ErrIncomplete
+		}
+		if buf[end] != '\r' || buf[end+1] != '\n' {
+			return pos, done, 0, &ProtocolError{"invalid bulk length"}
+		}
+		pos = end + 2
+	}
+	return pos, done, 0, nil
+}
+
+// slice collects the count arguments of a command already checked up to
+// end.
+func (p *Parser) slice(buf []byte, count int64, end int) Command {
+	i := bytes.IndexByte(buf, '\n')
+	pos := i + 1
+	args := p.args[:0]
+	for range count {
+		j := pos + 1
+		l := 0
+		for buf[j] != '\r' {
+			l = l*10 + int(buf[j]-'0')
+			j++
+		}
+		next := j + 2
+		args = append(args, buf[next:next+l:next+l])
+		pos = next + l + 2
+	}
+	return p.done(args, buf, end)
+}
+
+// done keeps args for the next command, unless it grew large, and makes
+// the Command.
+func (p *Parser) done(args [][]byte, buf []byte, end int) Command {
 	p.args = args
 	if cap(args) > maxKeepArgs {
 		p.args = nil // the command keeps it; later ones start small
 	}
-	return Command{Args: args, Raw: buf[:pos:pos]}, pos, 0, nil
+	return Command{Args: args, Raw: buf[:end:end]}
 }
 
 // maxKeepArgs is the most argument slots a Parser keeps between commands.

@@ -446,3 +446,79 @@ func TestParseReusesArgs(t *testing.T) {
 		t.Errorf("Parse allocated a new args slice for the second command")
 	}
 }
+
+// A command of many arguments received over many reads is checked once,
+// not from its start on every read; in pieces it parses as at once, and
+// the limits it was checked under still hold when they change between
+// the pieces (a RESET before it in the pipeline).
+func TestParseInPieces(t *testing.T) {
+	const n = 100000
+	var b []byte
+	b = append(b, "*"+strconv.Itoa(n)+"\r\n"...)
+	for i := range n {
+		b = AppendBulkString(b, strconv.Itoa(i))
+	}
+	var p Parser
+	var buf []byte
+	calls := 0
+	for off := 0; ; {
+		next := min(off+4096, len(b))
+		buf = append(buf[:0:0], b[:next]...) // a new buffer each time, as a growing read buffer
+		off = next
+		calls++
+		cmd, used, need, err := p.Parse(buf)
+		if err == ErrIncomplete {
+			if need <= len(buf) || off == len(b) {
+				t.Fatalf("incomplete at %d of %d bytes, need %d", len(buf), len(b), need)
+			}
+			if p.part.pos > len(buf) || p.part.pos < len(buf)-64 {
+				t.Fatalf("checked up to %d of %d bytes received", p.part.pos, len(buf))
+			}
+			continue
+		}
+		if err != nil || used != len(b) || len(cmd.Args) != n {
+			t.Fatalf("%d args, %d of %d bytes, %v", len(cmd.Args), used, len(b), err)
+		}
+		for i, a := range cmd.Args {
+			if string(a) != strconv.Itoa(i) {
+				t.Fatalf("arg %d = %q", i, a)
+			}
+		}
+		if !bytes.Equal(cmd.Raw, b) {
+			t.Fatal("Raw is not the command")
+		}
+		break
+	}
+	if calls < 100 {
+		t.Fatalf("only %d calls: the test did not feed pieces", calls)
+	}
+
+	// Checked while authenticated, the rest arrives after the client
+	// became unauthenticated: the whole command is checked again.
+	big := mb("SET", "k", strings.Repeat("v", 20000))
+	p = Parser{}
+	if _, _, _, err := p.Parse([]byte(big[:30])); err != ErrIncomplete {
+		t.Fatalf("prefix: %v", err)
+	}
+	p.Limits.Unauthenticated = true
+	if _, _, _, err := p.Parse([]byte(big)); err == nil || err.Error() != "Protocol error: unauthenticated bulk length" {
+		t.Fatalf("after becoming unauthenticated: %v", err)
+	}
+
+	// Another command after Reset, or one that plainly is not the same,
+	// is parsed from its start.
+	p = Parser{}
+	if _, _, _, err := p.Parse(b[:5000]); err != ErrIncomplete {
+		t.Fatal(err)
+	}
+	p.Reset()
+	if cmd, _, _, err := p.Parse([]byte(mb("GET", "k"))); err != nil || len(cmd.Args) != 2 {
+		t.Fatalf("after Reset: %q %v", cmd.Args, err)
+	}
+	if _, _, _, err := p.Parse(b[:5000]); err != ErrIncomplete {
+		t.Fatal(err)
+	}
+	if cmd, _, _, err := p.Parse([]byte(mb("GET", "k"))); err != nil || len(cmd.Args) != 2 {
+		t.Fatalf("a different command: %q %v", cmd.Args, err)
+	}
+}
