@@ -624,6 +624,13 @@ func (c *clientConn) backendConn(id int32, ln lane) (*brokerConn, error) {
 	defer c.bwg.Done()
 	bc, err := dialBroker(c.ctx, c.f.sec, k, c.f.settings().dialTimeout, c.f.be.node(br.addr), c.f.m, &c.bwg, c.brokerDied, c.account, c.panicked)
 	if err != nil {
+		if c.ctx.Err() == nil {
+			// As for a connection that failed (brokerDied): the groups and
+			// transactions it coordinated are asked for again, so that a
+			// coordinator that moved off a dead broker still listed in
+			// the metadata is found at the client's next FindCoordinator.
+			c.f.be.forgetCoordinatorsOn(id)
+		}
 		c.f.be.triggerRefresh()
 		return nil, err
 	}

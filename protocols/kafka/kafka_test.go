@@ -502,6 +502,49 @@ func TestCoordinatorCacheBounded(t *testing.T) {
 	}
 }
 
+// TestDialFailureForgetsCoordinators: a broker that cannot be dialed,
+// still listed in the metadata (it died; the cluster has not dropped it
+// yet), loses the groups and transactional ids cached as coordinated by
+// it, as one whose connection failed does: the client's next
+// FindCoordinator asks the backend, which may name the new coordinator.
+func TestDialFailureForgetsCoordinators(t *testing.T) {
+	f := newTestFrontend(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	s := emptySnapshot()
+	s.brokers[7] = brokerInfo{id: 7, addr: dead}
+	s.brokers[8] = brokerInfo{id: 8, addr: "127.0.0.1:1"}
+	s.byAddr[dead] = 7
+	f.be.snap.Store(s)
+	f.be.coordMu.Lock()
+	for _, k := range []coordKey{{coordGroup, "g"}, {coordTxn, "tx"}} {
+		f.be.coords[k] = &coordEntry{node: 7}
+	}
+	f.be.coords[coordKey{coordGroup, "elsewhere"}] = &coordEntry{node: 8}
+	f.be.coordMu.Unlock()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &clientConn{f: f, ctx: ctx, log: slog.New(slog.DiscardHandler), bconns: map[bkey]*brokerConn{}}
+	if _, err := c.backendConn(7, laneMain); err == nil {
+		t.Fatal("dialed a closed port")
+	}
+	f.be.coordMu.Lock()
+	defer f.be.coordMu.Unlock()
+	for _, k := range []coordKey{{coordGroup, "g"}, {coordTxn, "tx"}} {
+		if f.be.coords[k] != nil {
+			t.Errorf("%v still cached on the broker that cannot be dialed", k)
+		}
+	}
+	if f.be.coords[coordKey{coordGroup, "elsewhere"}] == nil {
+		t.Error("a coordinator on another broker was dropped too")
+	}
+}
+
 // dialTestBroker connects a broker connection of a test frontend to kfake
 // broker 0; it is closed, and its goroutines waited for, at the test's end.
 func dialTestBroker(t *testing.T, kc *kfake.Cluster, panicked func(any)) (*Frontend, *brokerConn) {
