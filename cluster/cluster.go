@@ -67,6 +67,8 @@ type Cluster struct {
 
 	subMu sync.Mutex
 	subs  []func(added, removed []*Node)
+
+	gen atomic.Uint64 // see Generation
 }
 
 type state struct {
@@ -182,6 +184,7 @@ func (c *Cluster) Update(specs []NodeSpec) error {
 	st := &state{nodes: nodes, ring: ring, tiers: buildTiers(nodes, c.opts.RegionPreference)}
 	c.state.Store(st)
 	c.rebuildLiveLocked()
+	c.gen.Add(1)
 
 	// Added and removed go by address: a node whose weight, region or
 	// name changed is neither, since its data (the frontend's pool) and
@@ -316,7 +319,13 @@ func (c *Cluster) rebuildLiveLocked() {
 		return
 	}
 	c.live.Store(&liveRing{ring: r, nodes: up})
+	c.gen.Add(1)
 }
+
+// Generation changes whenever the node set or the placement of keys may
+// have changed (an Update; with AutoEject, a node going down or up): what
+// was placed by an earlier generation may belong elsewhere now.
+func (c *Cluster) Generation() uint64 { return c.gen.Load() }
 
 // Nodes returns the current node set, in configured order.
 func (c *Cluster) Nodes() []*Node { return c.state.Load().nodes }

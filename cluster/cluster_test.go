@@ -559,6 +559,32 @@ func TestPickKeyAutoEject(t *testing.T) {
 	}
 }
 
+// TestGeneration: it changes with every Update and, with auto-eject, with
+// every node going down or up (what a subscriber's placement depends on);
+// without auto-eject a node's health does not move keys.
+func TestGeneration(t *testing.T) {
+	for _, eject := range []bool{false, true} {
+		f := newCluster(t, specs("a:1", "b:1"), cluster.Options{AutoEject: eject})
+		g := f.c.Generation()
+		f.down("b:1")
+		if moved := f.c.Generation() != g; moved != eject {
+			t.Errorf("auto-eject %v: a node going down changed the generation: %v", eject, moved)
+		}
+		g = f.c.Generation()
+		f.up("b:1")
+		if moved := f.c.Generation() != g; moved != eject {
+			t.Errorf("auto-eject %v: a node coming up changed the generation: %v", eject, moved)
+		}
+		g = f.c.Generation()
+		if err := f.c.Update(specs("a:1", "b:1", "c:1")); err != nil {
+			t.Fatal(err)
+		}
+		if f.c.Generation() == g {
+			t.Errorf("auto-eject %v: Update left the generation as it was", eject)
+		}
+	}
+}
+
 func TestUpdate(t *testing.T) {
 	f := newCluster(t, specs("a:1", "b:1", "c:1"), cluster.Options{})
 	type change struct{ added, removed []string }

@@ -3790,9 +3790,9 @@ func TestRedisUnauthenticatedLimits(t *testing.T) {
 // TestRedisRemovedNodeClosesClientConnections: a node removed by a reload
 // closes the connections clients hold to it too (blocking/WAIT
 // connections, subscription connections), not only the shared ones: a
-// long-lived client kept one per removal, forever. A subscriber with a
-// subscription on the removed node is closed (it subscribes again over
-// the new node set); one without stays.
+// long-lived client kept one per removal, forever. Subscribers stay
+// connected: one with a subscription on the removed node has it moved to
+// the channel's new node (TestRedisSubscriptionsFollowTheRing).
 func TestRedisRemovedNodeClosesClientConnections(t *testing.T) {
 	nodes := harness.RedisNodes(t, 4)
 	all := harness.RedisAddrs(nodes)
@@ -3839,7 +3839,8 @@ func TestRedisRemovedNodeClosesClientConnections(t *testing.T) {
 	if got := sub.do("PING"); got != "+PONG\r\n" {
 		t.Errorf("the subscriber without subscriptions on the removed node: %q", got)
 	}
-	// a subscriber with a subscription on the removed node is closed
+	// a subscriber with a subscription on the removed node stays, its
+	// subscription moved to the channel's new node
 	reload(4)
 	live := e.raw()
 	var onNode3 string
@@ -3855,8 +3856,168 @@ func TestRedisRemovedNodeClosesClientConnections(t *testing.T) {
 		}
 	}
 	reload(3)
-	if closed, _ := live.closed(3 * time.Second); !closed {
-		t.Error("a subscriber with a subscription on the removed node is still connected, its subscription silently gone")
+	pub := e.raw()
+	eventually(t, 3*time.Second, "PUBLISH of the removed node's channel reaching its subscriber", func() bool {
+		return pub.do("PUBLISH", onNode3, "moved") == ":1\r\n"
+	})
+	if got := live.mustReply(); got != mbulk("message", onNode3, "moved") {
+		t.Errorf("the subscriber of the removed node's channel got %q", got)
+	}
+	eventually(t, 3*time.Second, "the removed node's connections closed", func() bool { return clients() == 0 })
+}
+
+// TestRedisSubscriptionsFollowTheRing: when the ring changes under a
+// subscriber (a node added or removed by a reload; with auto-eject, a node
+// coming back), its channels move to the node that now owns them, where
+// PUBLISH goes, and its patterns cover every node, new ones included. The
+// client sees nothing of it: no confirmation, no dropped connection, and
+// every message published after the move (RESP2 and RESP3).
+func TestRedisSubscriptionsFollowTheRing(t *testing.T) {
+	nodes := harness.RedisNodes(t, 3)
+	all := harness.RedisAddrs(nodes)
+	e := newRedisEnv(t, nodes[:2], envOpts{})
+	e.ring = nil // the env's 2-node ring does not place node 2's channels
+	reload := func(n int) {
+		e.env["REDIS_CLUSTER_NODES"] = strings.Join(all[:n], ",")
+		noErr(t, "reload", e.srv.Reload())
+	}
+	numsub := func(node int, ch string) string {
+		out, err := nodes[node].Do("PUBSUB", "NUMSUB", ch)
+		noErr(t, "PUBSUB NUMSUB", err)
+		return out
+	}
+	var channels []string
+	for i := range 40 {
+		channels = append(channels, "follow-"+strconv.Itoa(i))
+	}
+	subs := map[int]*rawConn{}
+	for _, proto := range []int{2, 3} {
+		r := e.raw()
+		if proto == 3 {
+			r.do("HELLO", "3")
+		}
+		r.send(mbulk(append([]string{"SUBSCRIBE"}, channels...)...) + mbulk("PSUBSCRIBE", "follow-p:*"))
+		for range len(channels) + 1 {
+			r.mustReply()
+		}
+		subs[proto] = r
+	}
+	pub := e.raw()
+	// every message reaches both subscribers, and nothing else does
+	check := func(when string) {
+		t.Helper()
+		for i, ch := range channels {
+			msg := "m" + strconv.Itoa(i)
+			if got := pub.do("PUBLISH", ch, msg); got != ":2\r\n" {
+				t.Errorf("%s: PUBLISH %s reached %q subscribers, want 2", when, ch, got)
+				continue
+			}
+			for proto, r := range subs {
+				want := mbulk("message", ch, msg)
+				if proto == 3 {
+					want = ">" + want[1:]
+				}
+				if got := r.mustReply(); got != want {
+					t.Fatalf("%s: RESP%d subscriber got %q, want %q", when, proto, got, want)
+				}
+			}
+		}
+		// a pattern message published on each node
+		for i := range 40 {
+			ch := "follow-p:" + strconv.Itoa(i)
+			if got := pub.do("PUBLISH", ch, "p"); got != ":2\r\n" {
+				t.Errorf("%s: PUBLISH %s (pattern) reached %q subscribers, want 2", when, ch, got)
+				continue
+			}
+			for proto, r := range subs {
+				want := "*4\r\n" + bulk("pmessage") + bulk("follow-p:*") + bulk(ch) + bulk("p")
+				if proto == 3 {
+					want = ">" + want[1:]
+				}
+				if got := r.mustReply(); got != want {
+					t.Fatalf("%s: RESP%d pattern subscriber got %q, want %q", when, proto, got, want)
+				}
+			}
+		}
+	}
+	check("2 nodes")
+
+	reload(3)
+	eventually(t, 3*time.Second, "the pattern subscribed on the added node", func() bool {
+		out, err := nodes[2].Do("CLIENT", "LIST")
+		return err == nil && strings.Count(out, " psub=1 ") == 2
+	})
+	// each channel subscribed (by both clients) on exactly one node: the
+	// old one let go of those that moved
+	moved := 0
+	eventually(t, 3*time.Second, "each channel subscribed on one node only", func() bool {
+		moved = 0
+		for _, ch := range channels {
+			on := 0
+			for i := range 3 {
+				if !strings.Contains(numsub(i, ch), ch+"\n0") {
+					on++
+					if i == 2 {
+						moved++
+					}
+				}
+			}
+			if on != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	if moved == 0 {
+		t.Fatal("no channel of 40 moved to the added node")
+	}
+	check("a node added")
+	reload(2)
+	eventually(t, 3*time.Second, "the removed node's channels subscribed on their new nodes", func() bool {
+		for _, ch := range channels {
+			if !strings.Contains(numsub(0, ch), ch+"\n2") && !strings.Contains(numsub(1, ch), ch+"\n2") {
+				return false
+			}
+		}
+		return true
+	})
+	check("the node removed again")
+	for proto, r := range subs {
+		if got := r.do("PING"); !strings.Contains(strings.ToLower(got), "pong") {
+			t.Errorf("RESP%d subscriber after the changes: PING %q", proto, got)
+		}
+	}
+
+	// auto-eject: a channel subscribed while its node was down lives on
+	// another node; when the node is back, PUBLISH goes there again, and
+	// so does the subscription
+	ejNodes := harness.RedisNodes(t, 3)
+	ej := newRedisEnv(t, ejNodes, envOpts{env: map[string]string{"REDIS_AUTO_EJECT": "true", "REDIS_REQUEST_TIMEOUT": "2s"}})
+	ch := ej.keyOn(2, "ej-ch")
+	noErr(t, "kill", ejNodes[2].Kill())
+	eventually(t, 5*time.Second, "the killed node down", func() bool { return ej.nodeStates()[ej.addrs[2]].State == "down" })
+	sub := ej.raw()
+	if got := sub.do("SUBSCRIBE", ch); !strings.Contains(got, "subscribe") {
+		t.Fatalf("SUBSCRIBE with the channel's node down: %q", got)
+	}
+	epub := ej.raw()
+	if got := epub.do("PUBLISH", ch, "while-down"); got != ":1\r\n" {
+		t.Errorf("PUBLISH with the channel's node ejected reached %q subscribers", got)
+	}
+	if got := sub.mustReply(); got != mbulk("message", ch, "while-down") {
+		t.Errorf("the subscriber got %q", got)
+	}
+	noErr(t, "restart", ejNodes[2].Restart())
+	eventually(t, 5*time.Second, "the restarted node up", func() bool { return ej.nodeStates()[ej.addrs[2]].State == "up" })
+	eventually(t, 3*time.Second, "the subscription on the node that is back", func() bool {
+		out, err := ejNodes[2].Do("PUBSUB", "NUMSUB", ch)
+		return err == nil && strings.Contains(out, ch+"\n1")
+	})
+	if got := epub.do("PUBLISH", ch, "back"); got != ":1\r\n" {
+		t.Errorf("PUBLISH with the channel's node back reached %q subscribers", got)
+	}
+	if got := sub.mustReply(); got != mbulk("message", ch, "back") {
+		t.Errorf("the subscriber got %q", got)
 	}
 }
 

@@ -48,6 +48,10 @@ type Frontend struct {
 	version atomic.Pointer[string]
 
 	bg sync.WaitGroup
+
+	subMu       sync.Mutex
+	subscribers map[*pubsub]struct{} // clients with subscription state, for resync
+	resyncKick  chan struct{}
 }
 
 // New builds the frontend over cl.
@@ -63,6 +67,9 @@ func New(opts Options) (*Frontend, error) {
 		cl:      opts.Cluster,
 		log:     opts.Logger.With("component", "redis"),
 		metrics: newMetrics(),
+
+		subscribers: map[*pubsub]struct{}{},
+		resyncKick:  make(chan struct{}, 1),
 	}
 	rc := opts.Config.Redis
 	f.conf.Store(&rc)
@@ -85,6 +92,7 @@ func New(opts Options) (*Frontend, error) {
 				p.close()
 			}
 		}
+		f.kickResync()
 	})
 	return f, nil
 }
@@ -146,7 +154,70 @@ func ProbeCurrent(cur func() *config.Config) health.ProbeFunc {
 }
 
 // Serve accepts clients on ln until Shutdown.
-func (f *Frontend) Serve(ln net.Listener) error { return f.srv.Serve(ln) }
+func (f *Frontend) Serve(ln net.Listener) error {
+	f.goBackground(f.resyncLoop)
+	return f.srv.Serve(ln)
+}
+
+func (f *Frontend) addSubscriber(ps *pubsub) {
+	f.subMu.Lock()
+	f.subscribers[ps] = struct{}{}
+	f.subMu.Unlock()
+}
+
+func (f *Frontend) dropSubscriber(ps *pubsub) {
+	f.subMu.Lock()
+	delete(f.subscribers, ps)
+	f.subMu.Unlock()
+}
+
+// kickResync asks resyncLoop for a pass now.
+func (f *Frontend) kickResync() {
+	select {
+	case f.resyncKick <- struct{}{}:
+	default:
+	}
+}
+
+// resyncEvery is how often resyncLoop looks for a ring change it was not
+// told of (with auto-eject, a node going down or up) and retries what a
+// pass left undone.
+const resyncEvery = 500 * time.Millisecond
+
+// resyncLoop moves subscriptions when the ring changes (see pubsub), until
+// Shutdown.
+func (f *Frontend) resyncLoop() {
+	t := time.NewTicker(resyncEvery)
+	defer t.Stop()
+	seen := f.cl.Generation()
+	again := false
+	for {
+		kicked := false
+		select {
+		case <-f.srv.Draining():
+			return
+		case <-f.resyncKick:
+			kicked = true
+		case <-t.C:
+		}
+		g := f.cl.Generation()
+		if g == seen && !again && !kicked {
+			continue
+		}
+		seen, again = g, false
+		f.subMu.Lock()
+		list := make([]*pubsub, 0, len(f.subscribers))
+		for ps := range f.subscribers {
+			list = append(list, ps)
+		}
+		f.subMu.Unlock()
+		for _, ps := range list {
+			if !ps.resync() {
+				again = true
+			}
+		}
+	}
+}
 
 // Shutdown stops accepting, lets clients finish their requests until ctx
 // ends, then closes every client and backend connection.

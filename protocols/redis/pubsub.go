@@ -19,8 +19,17 @@ import (
 // so a message published after the client saw the confirmation is
 // delivered. Unsubscriptions are confirmed at once; messages of channels
 // no longer subscribed are dropped.
+//
+// When the node set or the ring changes (a reload; with auto-eject, a
+// node going down or up), resync moves the client's subscriptions where
+// they now belong, without the client knowing: a channel to the node
+// that now owns it (PUBLISH goes there), patterns onto added nodes.
 type pubsub struct {
 	c *client
+
+	// op serialises the client's SUBSCRIBE/UNSUBSCRIBE handlers with
+	// resync, which runs on the frontend's goroutine.
+	op sync.Mutex
 
 	mu       sync.Mutex
 	channels map[string]bool
@@ -48,6 +57,9 @@ type psConn struct {
 	// has not unsubscribed (kind letter + name), under ps.mu: when the
 	// node leaves the configuration, a client with none there stays.
 	names map[string]bool
+	// silent counts, per name, the node's confirmations of resync's own
+	// subscriptions, not passed on to the client; under ps.mu.
+	silent map[string]int
 }
 
 // nameKey is a subscription's key in psConn.names: its kind (channel,
@@ -63,7 +75,7 @@ func nameKey(kind string, name []byte) string {
 }
 
 func newPubsub(c *client) *pubsub {
-	return &pubsub{
+	ps := &pubsub{
 		c:               c,
 		channels:        map[string]bool{},
 		patterns:        map[string]bool{},
@@ -72,6 +84,8 @@ func newPubsub(c *client) *pubsub {
 		patternConfirms: map[string]int{},
 		conns:           map[*nodePool]*psConn{},
 	}
+	c.f.addSubscriber(ps)
+	return ps
 }
 
 func (ps *pubsub) active() bool {
@@ -87,6 +101,7 @@ func (ps *pubsub) counts() (int, int, int) {
 }
 
 func (ps *pubsub) close() {
+	ps.c.f.dropSubscriber(ps)
 	ps.mu.Lock()
 	ps.closed = true
 	conns := ps.conns
@@ -109,7 +124,7 @@ func (ps *pubsub) conn(pool *nodePool) (*psConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc = &psConn{ps: ps, pool: pool, conn: conn, names: map[string]bool{}}
+	pc = &psConn{ps: ps, pool: pool, conn: conn, names: map[string]bool{}, silent: map[string]int{}}
 	if !pool.addSub(pc) {
 		conn.Close()
 		return nil, errNodeRemoved
@@ -148,6 +163,8 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		c.ps = newPubsub(c)
 	}
 	ps := c.ps
+	ps.op.Lock()
+	defer ps.op.Unlock()
 	names := cmd.Args[1:]
 	kind := rt.name
 	// Which nodes get which names.
@@ -281,6 +298,8 @@ func hUnsubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		c.ps = newPubsub(c)
 	}
 	ps := c.ps
+	ps.op.Lock()
+	defer ps.op.Unlock()
 	kind := rt.name
 	r := c.addReq()
 	ps.mu.Lock()
@@ -414,10 +433,15 @@ func (pc *psConn) relay() {
 		delete(ps.conns, pc.pool)
 	}
 	waiting := ps.waiting != nil
-	subscribed := len(pc.names) > 0 || waiting
+	subscribed := len(pc.names) > 0
 	ps.mu.Unlock()
-	if lost && removed && !subscribed {
-		return // its node left the configuration; the client has no subscription
+	if lost && removed && !waiting {
+		// Its node left the configuration: the client's subscriptions
+		// there move to the nodes that own them now.
+		if subscribed {
+			c.f.kickResync()
+		}
+		return
 	}
 	if lost {
 		// The node dropped the client's subscriptions: the client must
@@ -471,6 +495,11 @@ func (pc *psConn) handle(msg, out []byte, elems *[][]byte) []byte {
 		if ps.shards[string(name)] {
 			out = append(out, msg...)
 		}
+	case (string(kind) == "subscribe" || string(kind) == "ssubscribe" || string(kind) == "psubscribe") && pc.silent[nameKey(string(kind), name)] > 0:
+		k := nameKey(string(kind), name)
+		if pc.silent[k]--; pc.silent[k] == 0 {
+			delete(pc.silent, k)
+		}
 	case string(kind) == "subscribe" || string(kind) == "ssubscribe":
 		ps.setFor(string(kind))[string(name)] = true
 		out = ps.confirmLocked(out, string(kind), name)
@@ -492,4 +521,140 @@ func (pc *psConn) handle(msg, out []byte, elems *[][]byte) []byte {
 		// unsubscribe confirmations were given already; pongs unused
 	}
 	return out
+}
+
+// resync moves the client's subscriptions where the current ring places
+// them: each channel and shard channel onto the node that owns it (a
+// SUBSCRIBE there, then an UNSUBSCRIBE where it was), each pattern onto
+// every node. The nodes' confirmations are not passed on: for the client
+// nothing changed. It reports false when something is left for the next
+// pass: a node could not be reached, or a SUBSCRIBE of the client's was
+// still waiting for its confirmations.
+func (ps *pubsub) resync() bool {
+	ps.op.Lock()
+	defer ps.op.Unlock()
+	f := ps.c.f
+	type sub struct {
+		kind  string
+		names [][]byte
+	}
+	type unsub struct {
+		pc   *psConn
+		kind string
+		name []byte
+	}
+	subs := map[*nodePool][]sub{}
+	var unsubs []unsub
+	add := func(pool *nodePool, kind string, name []byte) {
+		list := subs[pool]
+		for i := range list {
+			if list[i].kind == kind {
+				list[i].names = append(list[i].names, name)
+				return
+			}
+		}
+		subs[pool] = append(list, sub{kind, [][]byte{name}})
+	}
+	done := true
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		return true
+	}
+	if ps.waiting != nil || len(ps.pendingPattern) > 0 {
+		ps.mu.Unlock()
+		return false
+	}
+	where := map[string]*psConn{}
+	for _, pc := range ps.conns {
+		for k := range pc.names {
+			where[k] = pc
+		}
+	}
+	for _, kind := range []string{"subscribe", "ssubscribe"} {
+		for name := range ps.setFor(kind) {
+			n, _ := f.cl.PickKey([]byte(name)) // a node that is down is still its owner (no auto-eject)
+			if n == nil {
+				done = false
+				continue
+			}
+			pool := f.poolOf(n)
+			cur := where[nameKey(kind, []byte(name))]
+			if cur != nil && cur.pool == pool {
+				continue
+			}
+			add(pool, kind, []byte(name))
+			if cur != nil {
+				unsubs = append(unsubs, unsub{cur, kind, []byte(name)})
+			}
+		}
+	}
+	if len(ps.patterns) > 0 {
+		for _, n := range f.cl.Nodes() {
+			pool := f.poolOf(n)
+			pc := ps.conns[pool]
+			for name := range ps.patterns {
+				if pc == nil || !pc.names[nameKey("psubscribe", []byte(name))] {
+					add(pool, "psubscribe", []byte(name))
+				}
+			}
+		}
+	}
+	ps.mu.Unlock()
+	if len(subs)+len(unsubs) == 0 {
+		return done
+	}
+	moved := 0
+	placed := map[string]bool{} // nameKeys subscribed where they belong
+	for pool, list := range subs {
+		pc, err := ps.conn(pool)
+		if err != nil {
+			f.log.Debug("resubscribe: node unreachable; trying again", "node", pool.addr, "error", err)
+			done = false
+			continue
+		}
+		for _, s := range list {
+			ps.mu.Lock()
+			for _, name := range s.names {
+				k := nameKey(s.kind, name)
+				pc.silent[k]++
+				pc.names[k] = true
+			}
+			ps.mu.Unlock()
+			if err := pc.send(resp.AppendCommand(nil, append([][]byte{[]byte(s.kind)}, s.names...)...)); err != nil {
+				ps.mu.Lock()
+				for _, name := range s.names {
+					k := nameKey(s.kind, name)
+					if pc.silent[k]--; pc.silent[k] <= 0 {
+						delete(pc.silent, k)
+					}
+					delete(pc.names, k)
+				}
+				ps.mu.Unlock()
+				done = false
+				continue
+			}
+			moved += len(s.names)
+			for _, name := range s.names {
+				placed[nameKey(s.kind, name)] = true
+			}
+		}
+	}
+	for _, u := range unsubs {
+		if !placed[nameKey(u.kind, u.name)] {
+			continue // not subscribed on its new node yet: it stays where it is
+		}
+		kind := "unsubscribe"
+		if u.kind == "ssubscribe" {
+			kind = "sunsubscribe"
+		}
+		ps.mu.Lock()
+		delete(u.pc.names, nameKey(u.kind, u.name))
+		ps.mu.Unlock()
+		_ = u.pc.send(resp.AppendCommand(nil, []byte(kind), u.name)) // a failed connection is gone anyway
+	}
+	if moved > 0 {
+		f.log.Info("subscriptions moved after a ring change", "client", ps.c.conn.RemoteAddr().String(), "subscriptions", moved)
+	}
+	return done
 }
