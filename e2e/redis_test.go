@@ -3871,7 +3871,9 @@ func TestRedisRemovedNodeClosesClientConnections(t *testing.T) {
 // coming back), its channels move to the node that now owns them, where
 // PUBLISH goes, and its patterns cover every node, new ones included. The
 // client sees nothing of it: no confirmation, no dropped connection, and
-// every message published after the move (RESP2 and RESP3).
+// every message published after the move (RESP2 and RESP3). A PSUBSCRIBE
+// while a node is down is confirmed by the others and reaches that node
+// when it is back.
 func TestRedisSubscriptionsFollowTheRing(t *testing.T) {
 	nodes := harness.RedisNodes(t, 3)
 	all := harness.RedisAddrs(nodes)
@@ -4018,6 +4020,36 @@ func TestRedisSubscriptionsFollowTheRing(t *testing.T) {
 	}
 	if got := sub.mustReply(); got != mbulk("message", ch, "back") {
 		t.Errorf("the subscriber got %q", got)
+	}
+
+	// PSUBSCRIBE while a node is down (no auto-eject): confirmed with the
+	// nodes that are up; the pattern reaches the node once it is back
+	pdNodes := harness.RedisNodes(t, 2)
+	pd := newRedisEnv(t, pdNodes, envOpts{env: map[string]string{"REDIS_REQUEST_TIMEOUT": "2s"}})
+	noErr(t, "kill", pdNodes[1].Kill())
+	eventually(t, 5*time.Second, "the killed node down", func() bool { return pd.nodeStates()[pd.addrs[1]].State == "down" })
+	psub := pd.raw()
+	if got := psub.do("PSUBSCRIBE", "pd:*"); got != "*3\r\n"+bulk("psubscribe")+bulk("pd:*")+":1\r\n" {
+		t.Fatalf("PSUBSCRIBE with a node down: %q", got)
+	}
+	ppub := pd.raw()
+	up0, on1 := pd.keyOn(0, "pd:"), pd.keyOn(1, "pd:")
+	if got := ppub.do("PUBLISH", up0, "x"); got != ":1\r\n" {
+		t.Errorf("PUBLISH on the node that is up reached %q pattern subscribers", got)
+	}
+	if got := psub.mustReply(); got != "*4\r\n"+bulk("pmessage")+bulk("pd:*")+bulk(up0)+bulk("x") {
+		t.Errorf("the pattern subscriber got %q", got)
+	}
+	noErr(t, "restart", pdNodes[1].Restart())
+	eventually(t, 5*time.Second, "the pattern subscribed on the node that is back", func() bool {
+		out, err := pdNodes[1].Do("PUBSUB", "NUMPAT")
+		return err == nil && out == "1"
+	})
+	if got := ppub.do("PUBLISH", on1, "y"); got != ":1\r\n" {
+		t.Errorf("PUBLISH on the node that is back reached %q pattern subscribers", got)
+	}
+	if got := psub.mustReply(); got != "*4\r\n"+bulk("pmessage")+bulk("pd:*")+bulk(on1)+bulk("y") {
+		t.Errorf("the pattern subscriber got %q", got)
 	}
 }
 

@@ -185,19 +185,22 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 			}
 			occur[string(p)]++
 		}
+		skipped := false
 		for _, n := range c.f.cl.Nodes() {
 			if !n.Up() {
-				// Messages published on its channels once it is back
-				// would never reach the pattern: refused, as the other
-				// commands that need every node.
-				c.localError("ERR node " + n.Addr() + " is unavailable (down): PSUBSCRIBE needs every node")
-				return
+				// Nothing is published there while it is down; resync
+				// subscribes the pattern there once it can be reached.
+				skipped = true
+				continue
 			}
 			parts = append(parts, part{pool: c.f.poolOf(n), names: uniq})
 		}
 		if len(parts) == 0 {
 			c.localError("ERR no backend node is available")
 			return
+		}
+		if skipped {
+			c.f.kickResync()
 		}
 		ps.mu.Lock()
 		for _, p := range uniq {
@@ -573,7 +576,7 @@ func (ps *pubsub) resync() bool {
 	}
 	for _, kind := range []string{"subscribe", "ssubscribe"} {
 		for name := range ps.setFor(kind) {
-			n, _ := f.cl.PickKey([]byte(name)) // a node that is down is still its owner (no auto-eject)
+			n, _ := f.cl.PickKey([]byte(name))
 			if n == nil {
 				done = false
 				continue
@@ -581,6 +584,12 @@ func (ps *pubsub) resync() bool {
 			pool := f.poolOf(n)
 			cur := where[nameKey(kind, []byte(name))]
 			if cur != nil && cur.pool == pool {
+				continue
+			}
+			if !n.Up() {
+				// its owner is down (no auto-eject), so is PUBLISH there:
+				// it moves once the node is back
+				done = false
 				continue
 			}
 			add(pool, kind, []byte(name))
@@ -591,6 +600,10 @@ func (ps *pubsub) resync() bool {
 	}
 	if len(ps.patterns) > 0 {
 		for _, n := range f.cl.Nodes() {
+			if !n.Up() { // not dialled while down: the next pass looks again
+				done = false
+				continue
+			}
 			pool := f.poolOf(n)
 			pc := ps.conns[pool]
 			for name := range ps.patterns {
