@@ -3788,6 +3788,60 @@ func TestRedisUnauthenticatedLimits(t *testing.T) {
 	}
 }
 
+// TestRedisWaitCountsTheClientsWrites: WAIT through the ambassador waits
+// for the client's own writes to reach the replicas, as on one Redis: the
+// writes went over shared node connections, and WAIT on a connection with
+// no writes of its own answered at once with every replica (it answered 1
+// with the only replica stopped). It waits on the nodes the client wrote
+// to, not on the others (a node without replicas would make it 0).
+func TestRedisWaitCountsTheClientsWrites(t *testing.T) {
+	primary := harness.RedisNodes(t, 2) // node 0 gets a replica; node 1 has none
+	replica := harness.RedisNodes(t, 1, "--replicaof", "127.0.0.1", strconv.Itoa(primary[0].Port))[0]
+	eventually(t, 10*time.Second, "the replica in sync", func() bool {
+		out, err := primary[0].Do("INFO", "replication")
+		return err == nil && strings.Contains(out, "connected_slaves:1") && strings.Contains(out, "state=online")
+	})
+	e := newRedisEnv(t, primary, envOpts{})
+	r := e.raw()
+	k := e.keyOn(0, "wait:")
+	if got := r.do("SET", k, "1"); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	if got := r.do("WAIT", "1", "2000"); got != ":1\r\n" {
+		t.Errorf("WAIT 1 2000 after a write to the node with a replica: %q, want :1", got)
+	}
+
+	noErr(t, "stop the replica", syscall.Kill(replica.Pid(), syscall.SIGSTOP))
+	defer syscall.Kill(replica.Pid(), syscall.SIGCONT)
+	if got := r.do("SET", k, "2"); got != "+OK\r\n" {
+		t.Fatalf("SET: %q", got)
+	}
+	began := time.Now()
+	got := r.do("WAIT", "1", "700")
+	took := time.Since(began)
+	if got != ":0\r\n" || took < 600*time.Millisecond {
+		t.Errorf("WAIT 1 700 after a write, with the only replica stopped: %q after %v; want :0 after the timeout (as Redis)", got, took)
+	}
+	// directly, for comparison
+	d := dialRaw(t, primary[0].Addr)
+	d.do("SET", k, "3")
+	if got := d.do("WAIT", "1", "300"); got != ":0\r\n" {
+		t.Errorf("redis-server itself: WAIT 1 300 with the replica stopped: %q", got)
+	}
+	noErr(t, "resume the replica", syscall.Kill(replica.Pid(), syscall.SIGCONT))
+	// no write since the last WAIT: it still waits for the earlier ones
+	// (as Redis), on the node written to, not on node 1
+	r.send(mbulk("WAIT", "1", "5000"))
+	if got, err := r.reply(10 * time.Second); got != ":1\r\n" {
+		t.Errorf("WAIT 1 5000 once the replica is back: %q, %v", got, err)
+	}
+	// a client that wrote nothing: every node's replicas, as from a
+	// Redis connection without writes (node 1 has none)
+	if got := e.raw().do("WAIT", "0", "100"); got != ":0\r\n" {
+		t.Errorf("WAIT 0 100 of a client without writes: %q", got)
+	}
+}
+
 // TestRedisRemovedNodeClosesClientConnections: a node removed by a reload
 // closes the connections clients hold to it too (blocking/WAIT
 // connections, subscription connections), not only the shared ones: a

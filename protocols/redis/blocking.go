@@ -116,45 +116,95 @@ func blockTimeout(name string, args [][]byte) (d time.Duration, ok bool) {
 	return time.Duration(v * float64(time.Second)), true
 }
 
-// hWait runs WAIT on every node over the client's own connections and
-// answers the smallest count.
+// hWait runs WAIT where the client's writes went: on each node it has sent
+// commands to (Redis's WAIT, too, waits for all of the connection's
+// writes, not only those since the last WAIT), over the client's own
+// connection, and
+// answers the smallest count. A node waits for the writes of the
+// connection WAIT runs on, and the client's went over shared connections;
+// so the connection first sends a PUBLISH (which a standalone Redis
+// replicates, to no subscriber), putting the offset to wait for past
+// every write the node had made, the client's included (they were
+// answered before WAIT runs: it runs alone). A node of those that is down
+// counts 0 replicas; a client that sent nothing gets the count of each
+// up node's replicas (as Redis answers a connection with no writes).
 func hWait(c *client, rt *route, cmd resp.Command, start int) {
 	block, _ := blockTimeout("wait", cmd.Args)
 	if c.deferUnlessFirst(start) {
 		return
 	}
-	nodes := c.f.cl.Nodes()
 	parent := c.addReq()
-	parent.merge = mergeMin
+	parent.merge = mergeWait
 	raw := cmd.Raw
 	if raw == nil {
 		raw = c.encode(cmd.Args)
 	}
-	for _, n := range nodes {
-		if !n.Up() {
-			continue
+	touched := c.touched
+	if len(touched) == 0 {
+		for _, n := range c.f.cl.Nodes() {
+			if n.Up() {
+				sub := c.newReq()
+				parent.subs = append(parent.subs, sub)
+				c.forwardBytes(c.blocker(c.f.poolOf(n)), sub, raw)
+			}
 		}
-		sub := c.newReq()
-		parent.subs = append(parent.subs, sub)
-		c.forwardBytes(c.blocker(c.f.poolOf(n)), sub, raw)
+	} else {
+		parent.aux = waitPairs
+		for _, p := range touched {
+			if p.isClosed() {
+				continue // its node left the configuration
+			}
+			if !p.node.Up() {
+				parent.aux = waitPairsDown
+				continue
+			}
+			bc := c.blocker(p)
+			pub, sub := c.newReq(), c.newReq()
+			parent.subs = append(parent.subs, pub, sub)
+			c.forwardBytes(bc, pub, waitPublish)
+			c.forwardBytes(bc, sub, raw)
+		}
 	}
 	if len(parent.subs) == 0 {
+		if parent.aux == waitPairsDown {
+			parent.merge = nil
+			parent.reply = resp.AppendInt(parent.reply[:0], 0)
+			return
+		}
 		parent.merge = nil
 		parent.reply = resp.AppendError(parent.reply[:0], "ERR no backend node is available")
 		return
 	}
+	c.touched = touched // the WAIT's own connections are not commands of the client's
 	c.setBlockTimeout(block)
 	c.barrier, c.sync = true, true
 }
 
-func mergeMin(c *client, r *request) {
+// The layouts of a WAIT's subrequests (request.aux): WAIT replies only,
+// or PUBLISH and WAIT pairs, with a node down among the client's (the
+// answer is then 0).
+const (
+	waitPlain = iota
+	waitPairs
+	waitPairsDown
+)
+
+var waitPublish = resp.AppendCommandStrings(nil, "PUBLISH", "__ambassador__:wait", "")
+
+func mergeWait(c *client, r *request) {
 	if c.firstError(r) {
 		return
 	}
 	var m int64 = math.MaxInt64
-	for _, s := range r.subs {
+	for i, s := range r.subs {
+		if r.aux != waitPlain && i%2 == 0 {
+			continue // a PUBLISH reply
+		}
 		v, _ := resp.Int(s.reply)
 		m = min(m, v)
+	}
+	if r.aux == waitPairsDown {
+		m = 0
 	}
 	c.out = resp.AppendInt(c.out, m)
 }

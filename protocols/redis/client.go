@@ -62,6 +62,7 @@ type client struct {
 	groups       []group
 	extra        int            // replies completed by Pub/Sub relays in this batch
 	hidden       []*request     // requests whose replies the client does not see
+	touched      []*nodePool    // nodes the client sent commands to (for WAIT)
 	releaseLater []*backendConn // dedicated connections to release after the batch
 	cur          *route         // the route being dispatched
 	deferred     bool           // the command was put back for the next batch
@@ -458,6 +459,7 @@ func (c *client) stageFor(bc *backendConn) *stage {
 			return &c.stages[i]
 		}
 	}
+	c.touch(bc.pool)
 	if len(c.stages) < cap(c.stages) {
 		c.stages = c.stages[:len(c.stages)+1]
 		s := &c.stages[len(c.stages)-1]
@@ -467,6 +469,17 @@ func (c *client) stageFor(bc *backendConn) *stage {
 	}
 	c.stages = append(c.stages, stage{bc: bc, runStart: -1, runEnd: -1})
 	return &c.stages[len(c.stages)-1]
+}
+
+// touch notes that the client sent commands to a node: its WAITs must
+// wait for that node's replicas.
+func (c *client) touch(p *nodePool) {
+	for _, q := range c.touched {
+		if q == p {
+			return
+		}
+	}
+	c.touched = append(c.touched, p)
 }
 
 // forwardRaw sends the client's command bytes rbuf[start:end] to bc for r.
