@@ -1093,6 +1093,8 @@ func testLocal(t *testing.T, e *redisEnv, ctx context.Context) {
 		{[]string{"CLIENT", "SETINFO", "LIB-NAME", "rawlib"}, "+OK\r\n"},
 		{[]string{"CLIENT", "SETINFO", "lib-ver", "1.2"}, "+OK\r\n"},
 		{[]string{"CLIENT", "NO-EVICT", "on"}, "+OK\r\n"},
+		{[]string{"CLIENT", "NO-TOUCH", "on"}, "+OK\r\n"}, // Redis 7.2, newer than the table
+		{[]string{"CLIENT", "NO-TOUCH"}, "-ERR wrong number of arguments for 'client|no-touch' command\r\n"},
 		{[]string{"ECHO"}, "-ERR wrong number of arguments for 'echo' command\r\n"},
 		{[]string{"CLIENT", "NOSUCH"}, "-ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP.\r\n"},
 	} {
@@ -1863,9 +1865,33 @@ func testBadRequests(t *testing.T, e *redisEnv, ctx context.Context) {
 		t.Errorf("PING after an unknown command: %q", got)
 	}
 	// unsupported commands say so, and the connection stays usable
-	for _, cmd := range [][]string{{"MONITOR"}, {"DEBUG", "SLEEP", "0"}, {"CLUSTER", "INFO"}, {"CLIENT", "KILL", "ID", "1"}} {
+	for _, cmd := range [][]string{{"MONITOR"}, {"DEBUG", "SLEEP", "0"}, {"CLUSTER", "INFO"}, {"CLIENT", "KILL", "ID", "1"},
+		{"MIGRATE", "127.0.0.1", "1", "k", "0", "100"}} {
 		if got := r.do(cmd...); !strings.HasPrefix(got, "-ERR ") || !strings.Contains(got, "not supported by the ambassador") {
 			t.Errorf("%q: %q, want an error saying it is not supported", cmd, got)
+		}
+	}
+	// COPY to another database: refused (the key would land where the
+	// ambassador never reads), inside MULTI too; DB 0 copies
+	r.do("SET", "{cp}a", "v")
+	if got := r.do("COPY", "{cp}a", "{cp}b", "DB", "1"); got != "-ERR the ambassador serves database 0 only\r\n" {
+		t.Errorf("COPY ... DB 1: %q", got)
+	}
+	if got := r.do("COPY", "{cp}a", "{cp}b", "db", "0", "REPLACE"); got != ":1\r\n" {
+		t.Errorf("COPY ... db 0 REPLACE: %q", got)
+	}
+	r.do("MULTI")
+	if got := r.do("COPY", "{cp}a", "{cp}c", "DB", "2"); got != "-ERR the ambassador serves database 0 only\r\n" {
+		t.Errorf("COPY ... DB 2 inside MULTI: %q", got)
+	}
+	if got := r.do("EXEC"); !strings.HasPrefix(got, "-EXECABORT") {
+		t.Errorf("EXEC after a refused COPY: %q", got)
+	}
+	for i, a := range e.addrs {
+		d := dialRaw(t, a)
+		d.do("SELECT", "1")
+		if got := d.do("DBSIZE"); got != ":0\r\n" {
+			t.Errorf("node %d has keys in database 1: DBSIZE %q", i, got)
 		}
 	}
 	if got := r.do("SET", "after", "ok"); got != "+OK\r\n" {

@@ -102,6 +102,8 @@ var routeTable = map[string]handler{
 
 	// by their keys, once the BY and GET patterns are checked (sort.go)
 	"sort": hSort, "sort_ro": hSort,
+	// by its keys, unless it copies to another database
+	"copy": hCopy,
 }
 
 // unsupportedCommands act on a server or a connection the client does not
@@ -112,15 +114,16 @@ var unsupportedCommands = map[string]bool{
 	"replicaof": true, "slaveof": true, "failover": true, "swapdb": true, "move": true,
 	"module": true, "save": true, "bgsave": true, "bgrewriteaof": true, "slowlog": true,
 	"latency": true, "acl": true, "role": true, "waitaof": true,
+	"migrate": true, // the node would dial whatever host the client names
 	"client|kill": true, "client|pause": true, "client|unpause": true,
 	"client|tracking": true, "client|caching": true, "client|getredir": true,
 	"client|trackinginfo": true, "client|list": true, "client|unblock": true,
 	"client|reply": true, "config|rewrite": true,
 }
 
-// Commands newer than the server the table was generated from, answered
-// by the ambassador itself.
-var extraCommands = []string{"client|setinfo"}
+// Commands newer than the server the table was generated from (Redis
+// 7.2), answered by the ambassador itself, with their arity.
+var extraCommands = map[string]int{"client|setinfo": -2, "client|no-touch": 3}
 
 func init() {
 	for _, spec := range commands.All() {
@@ -140,10 +143,10 @@ func init() {
 			}
 		}
 	}
-	for _, name := range extraCommands {
+	for name, arity := range extraCommands {
 		parent, sub, _ := strings.Cut(name, "|")
 		if prt := routes[parent]; prt != nil && prt.subs != nil && prt.subs[sub] == nil {
-			prt.subs[sub] = newRoute(name, &commands.Command{Name: name, Arity: -2})
+			prt.subs[sub] = newRoute(name, &commands.Command{Name: name, Arity: arity})
 		}
 	}
 }
@@ -319,6 +322,27 @@ func hSubcommand(c *client, rt *route, cmd resp.Command, start int) {
 
 func hUnsupported(c *client, rt *route, _ resp.Command, _ int) {
 	c.localError("ERR " + rt.upper + " is not supported by the ambassador")
+}
+
+// copyToOtherDB reports whether a COPY names a database other than 0
+// (DB n): the key would land where the ambassador never reads.
+func copyToOtherDB(args [][]byte) bool {
+	for i := 3; i+1 < len(args); i++ {
+		if strings.EqualFold(string(args[i]), "db") {
+			if n, ok := commands.ParseInt(args[i+1]); ok && n != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hCopy(c *client, rt *route, cmd resp.Command, start int) {
+	if copyToOtherDB(cmd.Args) {
+		c.localError("ERR the ambassador serves database 0 only")
+		return
+	}
+	hKeyed(c, rt, cmd, start)
 }
 
 // pickKey returns the pool of the node that owns key, or replies with the

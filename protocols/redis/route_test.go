@@ -70,7 +70,8 @@ func TestRouteClasses(t *testing.T) {
 		names []string
 	}{
 		{hKeyed, []string{"get", "set", "hset", "zadd", "xadd", "rename", "smove", "lmove", "sinterstore", "zunionstore",
-			"pfmerge", "bitop", "eval", "evalsha", "fcall", "msetnx", "copy", "object|encoding", "memory|usage", "xinfo|stream"}},
+			"pfmerge", "bitop", "eval", "evalsha", "fcall", "msetnx", "object|encoding", "memory|usage", "xinfo|stream"}},
+		{hCopy, []string{"copy"}},
 		{hMget, []string{"mget"}},
 		{hMset, []string{"mset"}},
 		{hSumKeys, []string{"del", "unlink", "exists", "touch"}},
@@ -92,7 +93,7 @@ func TestRouteClasses(t *testing.T) {
 		{hUnsubscribe, []string{"unsubscribe", "punsubscribe", "sunsubscribe"}},
 		{hChannel, []string{"publish", "spublish"}},
 		{hUnsupported, []string{"monitor", "debug", "cluster|info", "shutdown", "swapdb", "move", "client|kill", "client|list",
-			"config|rewrite", "acl|setuser", "module|list", "save", "replicaof", "failover", "slowlog|get"}},
+			"config|rewrite", "acl|setuser", "module|list", "save", "replicaof", "failover", "slowlog|get", "migrate"}},
 	}
 	for _, tt := range tests {
 		for _, name := range tt.names {

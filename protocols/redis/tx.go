@@ -45,6 +45,8 @@ func (c *client) txQueue(rt *route, cmd resp.Command) {
 		// SELECT 0 runs on the node (a no-op there); another database
 		// would switch the node's connection
 		err = &replyError{"ERR the ambassador serves database 0 only"}
+	case rt.name == "copy" && copyToOtherDB(cmd.Args):
+		err = &replyError{"ERR the ambassador serves database 0 only"}
 	case (rt.name == "sort" || rt.name == "sort_ro") && c.sortPatternError(cmd.Args) != "":
 		err = &replyError{c.sortPatternError(cmd.Args)}
 	case rt.txMode == txKeyed && (rt.name == "publish" || rt.name == "spublish") && len(cmd.Args) > 1:
