@@ -229,6 +229,23 @@ kafka:
 	}
 }
 
+// TestBoolFlags: a boolean setting's flag alone is true, and takes the
+// variables' values after "=" (it needed a value: "--circuit-breaker
+// --log-level debug" was refused).
+func TestBoolFlags(t *testing.T) {
+	c := mustLoad(t, []string{"--redis-nodes", "127.0.0.1:7000", "--circuit-breaker", "--redis-auto-eject", "--log-level", "debug"}, nil)
+	if !c.CircuitBreaker.Enabled || !c.Redis.AutoEject || c.Log.Level != "debug" {
+		t.Errorf("bare boolean flags: breaker %v auto-eject %v log %s", c.CircuitBreaker.Enabled, c.Redis.AutoEject, c.Log.Level)
+	}
+	c = mustLoad(t, []string{"--redis-nodes", "127.0.0.1:7000", "--circuit-breaker=enabled", "--redis-auto-eject=off"}, nil)
+	if !c.CircuitBreaker.Enabled || c.Redis.AutoEject {
+		t.Errorf("boolean flags with values: breaker %v auto-eject %v", c.CircuitBreaker.Enabled, c.Redis.AutoEject)
+	}
+	if _, err := config.Load([]string{"--redis-nodes", "127.0.0.1:7000", "--circuit-breaker=maybe"}, envOf(nil)); err == nil || !strings.Contains(err.Error(), "--circuit-breaker") {
+		t.Errorf("--circuit-breaker=maybe: %v", err)
+	}
+}
+
 func TestEnvForms(t *testing.T) {
 	c := mustLoad(t, nil, map[string]string{
 		"REDIS_BACKENDS":          " 127.0.0.1:7000:2@eu , 127.0.0.1:7001 ",
@@ -254,6 +271,10 @@ func TestEnvForms(t *testing.T) {
 	}
 	if c.Redis.Distribution != "modula" || c.Redis.Hash != "fnv1a_64" || c.Redis.HashTag != "" {
 		t.Errorf("hash settings: %s %s %q", c.Redis.Distribution, c.Redis.Hash, c.Redis.HashTag)
+	}
+	// CONSISTENT_HASHING and REDIS_DISTRIBUTION may both be set when they agree
+	if c := mustLoad(t, nil, map[string]string{nodesEnv: "127.0.0.1:7000", "CONSISTENT_HASHING": "off", "REDIS_DISTRIBUTION": "MODULA"}); c.Redis.Distribution != "modula" {
+		t.Errorf("CONSISTENT_HASHING=off and REDIS_DISTRIBUTION=MODULA: %s", c.Redis.Distribution)
 	}
 	// the two aliases may both be set when they agree
 	mustLoad(t, nil, map[string]string{nodesEnv: "127.0.0.1:7000", "REDIS_BACKENDS": "127.0.0.1:7000"})
@@ -338,6 +359,12 @@ func TestErrors(t *testing.T) {
 			want: []string{"RABBITMQ_PASSWORD", "not supported yet"}},
 		{name: "cluster mode not supported yet", env: with("CLUSTER_MODE", "enabled"),
 			want: []string{"redis.cluster_mode", "CLUSTER_MODE", "not supported yet"}},
+		{name: "cluster mode refused with Kafka only", env: map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "CLUSTER_MODE": "true"},
+			want: []string{"redis.cluster_mode", "CLUSTER_MODE", "not supported yet"}},
+		{name: "rabbitmq pooling refused with Kafka only", env: map[string]string{"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "RABBITMQ_CONNECTION_POOLING": "true"},
+			want: []string{"rabbitmq.connection_pooling", "RABBITMQ_CONNECTION_POOLING", "not supported yet"}},
+		{name: "consistent hashing and distribution disagree", env: with("CONSISTENT_HASHING", "false", "REDIS_DISTRIBUTION", "ketama"),
+			want: []string{"CONSISTENT_HASHING", "REDIS_DISTRIBUTION", "disagree"}},
 		{name: "rabbitmq not supported yet", env: map[string]string{"RABBITMQ_CLUSTER_NODES": "127.0.0.1:5673"},
 			want: []string{"rabbitmq.nodes", "RABBITMQ_CLUSTER_NODES", "not supported yet"}},
 		{name: "bad boolean", env: with("CIRCUIT_BREAKER_ENABLED", "maybe"),

@@ -84,15 +84,29 @@ func newFlagSet() (*flag.FlagSet, map[string]setting, *string) {
 	fs.SetOutput(io.Discard)
 	file := fs.String("config", "", "YAML configuration file")
 	vals := map[string]setting{}
+	d := Default()
 	for _, s := range settings {
 		if s.Flag == "" {
 			continue
 		}
-		fs.String(s.Flag, "", s.Doc)
+		if isBool(d, s.Key) {
+			fs.Var(new(boolFlag), s.Flag, s.Doc)
+		} else {
+			fs.String(s.Flag, "", s.Doc)
+		}
 		vals[s.Flag] = s
 	}
 	return fs, vals, file
 }
+
+// boolFlag is a boolean setting's flag: alone (--circuit-breaker) it is
+// true; with a value (--circuit-breaker=off) it takes what the variable
+// takes.
+type boolFlag struct{ v string }
+
+func (b *boolFlag) String() string     { return b.v }
+func (b *boolFlag) Set(v string) error { b.v = v; return nil }
+func (b *boolFlag) IsBoolFlag() bool   { return true }
 
 // FlagUsage is the usage text of the flags Load accepts.
 func FlagUsage() string {
@@ -365,6 +379,16 @@ func (c *Config) applyEnv(env LookupEnv) []error {
 			continue
 		}
 		c.setSource(s.Key, used)
+	}
+	// CONSISTENT_HASHING is a second way to set the distribution: set
+	// with REDIS_DISTRIBUTION, the later one would silently win.
+	if ch, ok := env("CONSISTENT_HASHING"); ok && strings.TrimSpace(ch) != "" {
+		if d, ok := env("REDIS_DISTRIBUTION"); ok && strings.TrimSpace(d) != "" {
+			var on bool
+			if setBool(&on, ch) == nil && (normLower(d) == "ketama") != on {
+				errs = append(errs, fmt.Errorf("CONSISTENT_HASHING=%q and REDIS_DISTRIBUTION=%q disagree; set one", ch, d))
+			}
+		}
 	}
 	var later []string
 	for name := range laterSettings {

@@ -46,9 +46,24 @@ func Reference() string {
 }
 
 func defaultOf(d *Config, key string) string {
+	n := defaultNode(d, key)
+	if n == nil || n.Kind != yaml.ScalarNode || n.Value == "" {
+		return ""
+	}
+	return "`" + n.Value + "`"
+}
+
+// isBool reports whether a setting is a boolean (its default is).
+func isBool(d *Config, key string) bool {
+	n := defaultNode(d, key)
+	return n != nil && n.Kind == yaml.ScalarNode && n.Tag == "!!bool"
+}
+
+// defaultNode is the YAML node of a key in d, or nil.
+func defaultNode(d *Config, key string) *yaml.Node {
 	var root yaml.Node
 	if err := root.Encode(d); err != nil {
-		return ""
+		return nil
 	}
 	n := &root
 	for _, part := range splitKey(key) {
@@ -59,14 +74,11 @@ func defaultOf(d *Config, key string) string {
 			}
 		}
 		if next == nil {
-			return ""
+			return nil
 		}
 		n = next
 	}
-	if n.Kind != yaml.ScalarNode || n.Value == "" {
-		return ""
-	}
-	return "`" + n.Value + "`"
+	return n
 }
 
 func splitKey(k string) []string {

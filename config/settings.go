@@ -57,11 +57,15 @@ var settings = []setting{
 
 	{"redis.listen", []string{"REDIS_LISTEN"}, "redis-listen", "Redis frontend address",
 		func(c *Config, v string) error { return setAddr(&c.Redis.Listen, v) }},
-	{"redis.nodes", []string{"REDIS_CLUSTER_NODES", "REDIS_BACKENDS"}, "redis-nodes", "Redis backend nodes, host:port[:weight][@region], comma-separated; sets the frontend on",
+	{"redis.nodes", []string{"REDIS_CLUSTER_NODES", "REDIS_BACKENDS"}, "redis-nodes", "Redis backend nodes, host:port[:weight][@region][ name], comma-separated; sets the frontend on",
 		func(c *Config, v string) error { return setNodes(&c.Redis.Nodes, v) }},
-	{"redis.cluster_mode", []string{"CLUSTER_MODE"}, "redis-cluster-mode", "enabled when the backends form a Redis Cluster",
+	{"redis.cluster_mode", []string{"CLUSTER_MODE"}, "redis-cluster-mode", "enabled when the backends form a Redis Cluster (not supported yet: refused)",
 		func(c *Config, v string) error { return setBool(&c.Redis.ClusterMode, v) }},
-	{"redis.consistent_hashing", []string{"CONSISTENT_HASHING"}, "", "false selects distribution modula",
+	{"redis.hash", []string{"REDIS_HASH"}, "redis-hash", "key hash: xxhash64, or a twemproxy hash (fnv1a_64, md5, crc32a, murmur, ...)",
+		func(c *Config, v string) error { c.Redis.Hash = normLower(v); return nil }},
+	{"redis.distribution", []string{"REDIS_DISTRIBUTION"}, "redis-distribution", "ketama or modula",
+		func(c *Config, v string) error { c.Redis.Distribution = normLower(v); return nil }},
+	{"redis.distribution", []string{"CONSISTENT_HASHING"}, "", "the classic specs' switch: false sets the distribution modula, true ketama (with `REDIS_DISTRIBUTION` too, they must agree)",
 		func(c *Config, v string) error {
 			var on bool
 			if err := setBool(&on, v); err != nil {
@@ -74,10 +78,6 @@ var settings = []setting{
 			}
 			return nil
 		}},
-	{"redis.hash", []string{"REDIS_HASH"}, "redis-hash", "key hash: xxhash64, or a twemproxy hash (fnv1a_64, md5, crc32a, murmur, ...)",
-		func(c *Config, v string) error { c.Redis.Hash = normLower(v); return nil }},
-	{"redis.distribution", []string{"REDIS_DISTRIBUTION"}, "redis-distribution", "ketama or modula",
-		func(c *Config, v string) error { c.Redis.Distribution = normLower(v); return nil }},
 	{"redis.hash_tag", []string{"REDIS_HASH_TAG"}, "redis-hash-tag", "two characters, e.g. {}; only the part inside is hashed (\"none\" disables)",
 		func(c *Config, v string) error { c.Redis.HashTag = normHashTag(v); return nil }},
 	{"redis.auto_eject", []string{"REDIS_AUTO_EJECT"}, "redis-auto-eject", "rehash a down node's keys onto the other nodes",
@@ -93,11 +93,11 @@ var settings = []setting{
 	{"redis.request_timeout", []string{"REDIS_REQUEST_TIMEOUT"}, "", "how long a request waits for its backend reply",
 		func(c *Config, v string) error { return setDuration(&c.Redis.RequestTimeout, v) }},
 
-	{"rabbitmq.listen", []string{"RABBITMQ_LISTEN"}, "rabbitmq-listen", "AMQP frontend address",
+	{"rabbitmq.listen", []string{"RABBITMQ_LISTEN"}, "rabbitmq-listen", "AMQP frontend address (the RabbitMQ frontend is not supported yet)",
 		func(c *Config, v string) error { return setAddr(&c.RabbitMQ.Listen, v) }},
-	{"rabbitmq.nodes", []string{"RABBITMQ_CLUSTER_NODES", "RABBITMQ_BACKENDS"}, "rabbitmq-nodes", "RabbitMQ nodes, host:port[:weight][@region], comma-separated; sets the frontend on",
+	{"rabbitmq.nodes", []string{"RABBITMQ_CLUSTER_NODES", "RABBITMQ_BACKENDS"}, "rabbitmq-nodes", "RabbitMQ nodes, host:port[:weight][@region], comma-separated (not supported yet: refused)",
 		func(c *Config, v string) error { return setNodes(&c.RabbitMQ.Nodes, v) }},
-	{"rabbitmq.connection_pooling", []string{"RABBITMQ_CONNECTION_POOLING"}, "", "pool upstream AMQP connections",
+	{"rabbitmq.connection_pooling", []string{"RABBITMQ_CONNECTION_POOLING"}, "", "pool upstream AMQP connections (not supported yet: refused)",
 		func(c *Config, v string) error { return setBool(&c.RabbitMQ.ConnectionPooling, v) }},
 
 	{"kafka.listen", []string{"KAFKA_LISTEN"}, "kafka-listen", "Kafka frontend address",

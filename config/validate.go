@@ -77,9 +77,6 @@ func (c *Config) Validate() error {
 		if r.MaxMultibulkLen > 1<<31-1 {
 			p.add("redis.max_multibulk_len", "%d is over 2147483647, Redis's own limit", r.MaxMultibulkLen)
 		}
-		if r.ClusterMode {
-			p.add("redis.cluster_mode", "Redis Cluster backends are not supported yet (a later issue); unset it to shard standalone nodes on the hash ring")
-		}
 		for name, pw := range r.FrontendUsers {
 			switch {
 			case name == "" || strings.ContainsAny(name, " \t"):
@@ -90,6 +87,14 @@ func (c *Config) Validate() error {
 				p.add("redis.frontend_users", "user %q has an empty password (anyone could log in as it)", name)
 			}
 		}
+	}
+	// Not supported yet, so refused whichever frontends are on (a spec
+	// that sets them expects them to act).
+	if r.ClusterMode {
+		p.add("redis.cluster_mode", "Redis Cluster backends are not supported yet (a later issue); unset it to shard standalone nodes on the hash ring")
+	}
+	if c.RabbitMQ.ConnectionPooling {
+		p.add("rabbitmq.connection_pooling", "the RabbitMQ frontend is not supported yet (a later issue)")
 	}
 	if c.RabbitMQ.Enabled() {
 		listen("rabbitmq.listen", c.RabbitMQ.Listen)
