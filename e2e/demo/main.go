@@ -1,9 +1,9 @@
 // Command demo (make demo) starts local backends — three redis-server
-// nodes, a three-broker Kafka (franz-go's kfake, in process) and, when
-// rabbitmq-server is installed, a RabbitMQ cluster — and the ambassador in
-// front of them on
-// ports that do not clash with a local Redis or Kafka, prints how to
-// connect, and stops everything on Ctrl-C.
+// nodes and a three-broker Kafka (franz-go's kfake, in process); with
+// -rabbitmq also a RabbitMQ cluster, for the AMQP frontend of a later
+// issue — and the ambassador in front of them on ports that do not clash
+// with a local Redis or Kafka, prints how to connect, and stops everything
+// on Ctrl-C.
 package main
 
 import (
@@ -30,7 +30,7 @@ func main() {
 	redisPort := flag.Int("redis-port", 16379, "Redis endpoint port (a free one is used if taken)")
 	kafkaPort := flag.Int("kafka-port", 19092, "Kafka endpoint port")
 	adminPort := flag.Int("admin-port", 19901, "admin endpoint port")
-	withRabbit := flag.Bool("rabbitmq", rabbitInstalled(), "also start a 3-node RabbitMQ cluster (default: when rabbitmq-server is installed; it takes ~30 s to start, and its AMQP frontend is a later issue)")
+	withRabbit := flag.Bool("rabbitmq", false, "also start a 3-node RabbitMQ cluster (it takes ~30 s to start; nothing uses it until the AMQP frontend of a later issue)")
 	flag.Parse()
 	if err := run(*redisPort, *kafkaPort, *adminPort, *withRabbit); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
@@ -129,15 +129,6 @@ Ctrl-C stops everything.
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("the ambassador did not stop within 30s")
 	}
-}
-
-func rabbitInstalled() bool {
-	for _, p := range []string{"/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/sbin/rabbitmq-server"} {
-		if _, err := os.Stat(p); err == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // freeAddr returns 127.0.0.1:port, or a free port when port is taken.
