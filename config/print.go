@@ -98,7 +98,7 @@ var fileOnly = []struct{ Key, Doc string }{
 	{"redis.frontend_users", "ACL users (name: password) clients may AUTH as"},
 	{"redis.max_bulk_len", "largest bulk string a client may send, in bytes"},
 	{"redis.max_multibulk_len", "most arguments in one client command"},
-	{"kafka.max_request_size", "largest request a client may send, in bytes; a larger one closes the connection"},
+	{"kafka.max_request_size", "largest request a client may send, in bytes (at least 1024); a larger one closes the connection"},
 }
 
 const (
