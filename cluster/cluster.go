@@ -68,7 +68,9 @@ type Cluster struct {
 	subMu sync.Mutex
 	subs  []func(added, removed []*Node)
 
-	gen atomic.Uint64 // see Generation
+	gen     atomic.Uint64 // see Generation
+	genMu   sync.Mutex
+	changed chan struct{} // closed at the next generation (see Changed)
 }
 
 type state struct {
@@ -184,7 +186,7 @@ func (c *Cluster) Update(specs []NodeSpec) error {
 	st := &state{nodes: nodes, ring: ring, tiers: buildTiers(nodes, c.opts.RegionPreference)}
 	c.state.Store(st)
 	c.rebuildLiveLocked()
-	c.gen.Add(1)
+	c.nextGeneration()
 
 	// Added and removed go by address: a node whose weight, region or
 	// name changed is neither, since its data (the frontend's pool) and
@@ -319,7 +321,27 @@ func (c *Cluster) rebuildLiveLocked() {
 		return
 	}
 	c.live.Store(&liveRing{ring: r, nodes: up})
+	c.nextGeneration()
+}
+
+func (c *Cluster) nextGeneration() {
+	c.genMu.Lock()
 	c.gen.Add(1)
+	if c.changed != nil {
+		close(c.changed)
+		c.changed = nil
+	}
+	c.genMu.Unlock()
+}
+
+// Changed returns a channel closed at the next change of Generation.
+func (c *Cluster) Changed() <-chan struct{} {
+	c.genMu.Lock()
+	defer c.genMu.Unlock()
+	if c.changed == nil {
+		c.changed = make(chan struct{})
+	}
+	return c.changed
 }
 
 // Generation changes whenever the node set or the placement of keys may

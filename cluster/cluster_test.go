@@ -566,7 +566,18 @@ func TestGeneration(t *testing.T) {
 	for _, eject := range []bool{false, true} {
 		f := newCluster(t, specs("a:1", "b:1"), cluster.Options{AutoEject: eject})
 		g := f.c.Generation()
+		ch := f.c.Changed()
 		f.down("b:1")
+		select {
+		case <-ch:
+			if !eject {
+				t.Errorf("no auto-eject: Changed fired for a node going down")
+			}
+		default:
+			if eject {
+				t.Errorf("auto-eject: Changed did not fire for a node going down")
+			}
+		}
 		if moved := f.c.Generation() != g; moved != eject {
 			t.Errorf("auto-eject %v: a node going down changed the generation: %v", eject, moved)
 		}

@@ -4175,3 +4175,197 @@ func TestRedisConfigSecrets(t *testing.T) {
 		t.Errorf("SET after the refused CONFIG SETs: %q", got)
 	}
 }
+
+// TestRedisPubSubEdges: what a subscriber sees around its own commands
+// and node trouble is what one Redis would give it:
+//   - no message after the confirmation of its channel's UNSUBSCRIBE, or
+//     after +RESET (a relay decided to pass a message on, then wrote it
+//     after the confirmation: the RESP2 client read it as the next reply);
+//   - the reply to a command after SUBSCRIBE comes after all of its
+//     confirmations (one relay finished the SUBSCRIBE while another had
+//     counted its confirmations but not yet written them);
+//   - a node that refuses the SUBSCRIBE (NOPERM) answers with its error,
+//     and the next command is answered (the client hung, then was closed);
+//   - a node the client no longer subscribes on failing does not close it;
+//   - a PSUBSCRIBE with a node that died since its last health check gets
+//     its confirmation, once (it got one error per node, and a leaked
+//     count doubled the next confirmation), and the pattern reaches the
+//     node when it is back;
+//   - a node removed while a SUBSCRIBE waits for another node does not
+//     close the client.
+func TestRedisPubSubEdges(t *testing.T) {
+	nodes := harness.RedisNodes(t, 3)
+	e := newRedisEnv(t, nodes, envOpts{env: map[string]string{"REDIS_REQUEST_TIMEOUT": "3s"}})
+	pong := func(got string) bool { return strings.Contains(strings.ToLower(got), "pong") }
+
+	// a publisher floods a channel of node 0 while subscribers leave it
+	ch := e.keyOn(0, "flood")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	stopFlood := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopFlood()
+	for range 2 {
+		p := dialRaw(t, e.addrs[0])
+		wg.Go(func() {
+			batch := []byte(strings.Repeat(mbulk("PUBLISH", ch, strings.Repeat("x", 200)), 50))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := p.c.Write(batch); err != nil {
+					return
+				}
+				for range 50 {
+					if _, err := p.reply(5 * time.Second); err != nil {
+						return
+					}
+				}
+			}
+		})
+	}
+	for i := range 60 {
+		r := e.raw()
+		r.do("SUBSCRIBE", ch)
+		for range 5 {
+			r.mustReply()
+		}
+		leave, want := "RESET", "+RESET\r\n"
+		if i%2 == 1 {
+			leave, want = "UNSUBSCRIBE", "*3\r\n"+bulk("unsubscribe")+bulk(ch)+":0\r\n"
+		}
+		r.send(mbulk(leave))
+		for {
+			got := r.mustReply()
+			if got == want {
+				break
+			}
+			if !strings.Contains(got, "message") {
+				t.Fatalf("%s: got %q while waiting for its reply", leave, got)
+			}
+		}
+		if got := r.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("round %d: PING after %s: %q (a message after the reply)", i, leave, got)
+		}
+	}
+	stopFlood()
+
+	// SUBSCRIBE of channels on every node, then PING: its reply last
+	var chans []string
+	for i := range 3 {
+		for j := range 15 {
+			chans = append(chans, e.keyOn(i, "ord"+strconv.Itoa(j)+":"))
+		}
+	}
+	for i := range 150 {
+		r := e.raw()
+		r.send(mbulk(append([]string{"SUBSCRIBE"}, chans...)...) + mbulk("PING"))
+		for j := range len(chans) {
+			if got := r.mustReply(); !strings.Contains(got, "subscribe") {
+				t.Fatalf("round %d: reply %d of %d to SUBSCRIBE: %q", i, j, len(chans), got)
+			}
+		}
+		if got := r.mustReply(); !pong(got) {
+			t.Fatalf("round %d: the reply after the confirmations: %q", i, got)
+		}
+		r.c.Close()
+	}
+
+	// a node the client has nothing subscribed on fails: it stays
+	r := e.raw()
+	x, y := e.keyOn(1, "gone"), e.keyOn(0, "kept")
+	r.do("SUBSCRIBE", x)
+	r.do("UNSUBSCRIBE", x)
+	r.do("SUBSCRIBE", y)
+	noErr(t, "kill", nodes[1].Kill())
+	if closed, extra := r.closed(time.Second); closed || extra != "" {
+		t.Errorf("a subscriber with nothing on the failed node: closed %v, got %q", closed, extra)
+	}
+	if got := r.do("PING"); !pong(got) {
+		t.Errorf("PING: %q", got)
+	}
+	noErr(t, "restart", nodes[1].Restart())
+	eventually(t, 5*time.Second, "the restarted node up", func() bool { return e.nodeStates()[e.addrs[1]].State == "up" })
+
+	// a node removed while a SUBSCRIBE waits for another one
+	r = e.raw()
+	on2 := e.keyOn(2, "rw")
+	if got := r.do("SUBSCRIBE", on2); !strings.Contains(got, "subscribe") {
+		t.Fatalf("SUBSCRIBE: %q", got)
+	}
+	_, err := nodes[0].Do("CLIENT", "PAUSE", "800", "ALL")
+	noErr(t, "CLIENT PAUSE", err)
+	on0 := e.keyOn(0, "rw0")
+	r.send(mbulk("SUBSCRIBE", on0))
+	time.Sleep(100 * time.Millisecond)
+	e.env["REDIS_CLUSTER_NODES"] = strings.Join(e.addrs[:2], ",")
+	noErr(t, "reload", e.srv.Reload())
+	if got := r.mustReply(); got != "*3\r\n"+bulk("subscribe")+bulk(on0)+":2\r\n" {
+		t.Errorf("SUBSCRIBE waiting on a paused node while another node was removed: %q", got)
+	}
+	pub := e.raw()
+	eventually(t, 3*time.Second, "the removed node's channel on its new node", func() bool {
+		return pub.do("PUBLISH", on2, "moved") == ":1\r\n"
+	})
+	if got := r.mustReply(); got != mbulk("message", on2, "moved") {
+		t.Errorf("the subscriber got %q", got)
+	}
+}
+
+// TestRedisPubSubNodeTrouble: SUBSCRIBE refused by a node (NOPERM: the
+// backend user may not use the channel) answers with the node's error and
+// the client goes on, as directly; a PSUBSCRIBE while a node has died
+// unseen by the health checks is confirmed once and reaches the node when
+// it is back.
+func TestRedisPubSubNodeTrouble(t *testing.T) {
+	acl := []string{"--user", "amb", "on", ">pw", "~*", "&ok*", "+@all"}
+	nodes := harness.RedisNodes(t, 2, acl...)
+	ref := harness.RedisNodes(t, 1, acl...)[0]
+	e := newRedisEnv(t, nodes, envOpts{env: map[string]string{"REDIS_USERNAME": "amb", "REDIS_PASSWORD": "pw",
+		"REDIS_REQUEST_TIMEOUT": "2s", "HEALTH_CHECK_INTERVAL": "5s"}})
+	d := dialRaw(t, ref.Addr)
+	d.do("AUTH", "amb", "pw")
+	for name, c := range map[string]*rawConn{"redis-server": d, "ambassador": e.raw()} {
+		c.send(mbulk("SUBSCRIBE", "nope") + mbulk("PING"))
+		first, err1 := c.reply(3 * time.Second)
+		second, err2 := c.reply(3 * time.Second)
+		if err1 != nil || err2 != nil || !strings.HasPrefix(first, "-NOPERM") || !strings.Contains(strings.ToLower(second), "pong") {
+			t.Errorf("%s: SUBSCRIBE of a channel the user may not use, then PING: %q (%v), %q (%v)", name, first, err1, second, err2)
+		}
+	}
+
+	// node 1 dies; the health checks (every 5 s) have not seen it yet
+	r := e.raw()
+	r.do("PING")
+	noErr(t, "kill", nodes[1].Kill())
+	r.send(mbulk("PSUBSCRIBE", "ok*") + mbulk("PING"))
+	if got := r.mustReply(); got != "*3\r\n"+bulk("psubscribe")+bulk("ok*")+":1\r\n" {
+		t.Errorf("PSUBSCRIBE with a node dead: %q", got)
+	}
+	if got := r.mustReply(); !strings.Contains(strings.ToLower(got), "pong") {
+		t.Errorf("PING after it: %q", got)
+	}
+	noErr(t, "restart", nodes[1].Restart())
+	eventually(t, 15*time.Second, "the pattern on the node that is back", func() bool {
+		c := dialRaw(t, nodes[1].Addr)
+		defer c.c.Close()
+		c.do("AUTH", "amb", "pw")
+		return c.do("PUBSUB", "NUMPAT") == ":1\r\n"
+	})
+	k := e.keyOn(1, "okdead:")
+	if got := e.raw().do("PUBLISH", k, "back"); got != ":1\r\n" {
+		t.Errorf("PUBLISH on the node that is back reached %q pattern subscribers", got)
+	}
+	if got := r.mustReply(); got != "*4\r\n"+bulk("pmessage")+bulk("ok*")+bulk(k)+bulk("back") {
+		t.Errorf("the pattern subscriber got %q", got)
+	}
+	// and a second PSUBSCRIBE of it is confirmed once
+	r.send(mbulk("PSUBSCRIBE", "ok*") + mbulk("PING"))
+	if got := r.mustReply(); got != "*3\r\n"+bulk("psubscribe")+bulk("ok*")+":1\r\n" {
+		t.Errorf("PSUBSCRIBE again: %q", got)
+	}
+	if got := r.mustReply(); !strings.Contains(strings.ToLower(got), "pong") {
+		t.Errorf("PING after it: %q", got)
+	}
+}

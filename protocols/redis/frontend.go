@@ -179,9 +179,8 @@ func (f *Frontend) kickResync() {
 	}
 }
 
-// resyncEvery is how often resyncLoop looks for a ring change it was not
-// told of (with auto-eject, a node going down or up) and retries what a
-// pass left undone.
+// resyncEvery is how often resyncLoop retries what a pass left undone (a
+// node that could not be reached).
 const resyncEvery = 500 * time.Millisecond
 
 // resyncLoop moves subscriptions when the ring changes (see pubsub), until
@@ -198,6 +197,7 @@ func (f *Frontend) resyncLoop() {
 			return
 		case <-f.resyncKick:
 			kicked = true
+		case <-f.cl.Changed(): // with auto-eject, a node went down or up
 		case <-t.C:
 		}
 		g := f.cl.Generation()

@@ -18,14 +18,20 @@ import (
 // A subscription is confirmed to the client when the node confirmed it,
 // so a message published after the client saw the confirmation is
 // delivered. Unsubscriptions are confirmed at once; messages of channels
-// no longer subscribed are dropped.
+// no longer subscribed are dropped. A relay decides whether a message
+// goes to the client and writes it in one step, under the client's write
+// lock: no message reaches the client after the confirmation of its
+// channel's UNSUBSCRIBE, or after a RESET.
 //
 // When the node set or the ring changes (a reload; with auto-eject, a
 // node going down or up), resync moves the client's subscriptions where
 // they now belong, without the client knowing: a channel to the node
-// that now owns it (PUBLISH goes there), patterns onto added nodes.
+// that now owns it (PUBLISH goes there), patterns onto added nodes. A node
+// that cannot be reached when the client subscribes is treated likewise:
+// the client gets its confirmations and resync subscribes there later.
 type pubsub struct {
-	c *client
+	c     *client
+	proto int // the client's protocol when it was made (a switch makes a new pubsub)
 
 	// op serialises the client's SUBSCRIBE/UNSUBSCRIBE handlers with
 	// resync, which runs on the frontend's goroutine.
@@ -42,11 +48,14 @@ type pubsub struct {
 	// pending pattern: one per time it was named in the PSUBSCRIBE (each
 	// node is asked once).
 	patternConfirms map[string]int
-	conns           map[*nodePool]*psConn
-	waiting         *request // the SUBSCRIBE reply slot waiting for confirmations
-	waitLeft        int
-	waitGen         uint64 // one per SUBSCRIBE, for its confirmation timeout
-	closed          bool
+	// patternFailed holds a node's error to a pending pattern, which the
+	// client gets in place of its confirmations.
+	patternFailed map[string][]byte
+	conns         map[*nodePool]*psConn
+	waiting       *request // the SUBSCRIBE reply slot waiting for confirmations
+	waitLeft      int
+	waitGen       uint64 // one per SUBSCRIBE, for its confirmation timeout
+	closed        bool
 }
 
 type psConn struct {
@@ -57,9 +66,22 @@ type psConn struct {
 	// has not unsubscribed (kind letter + name), under ps.mu: when the
 	// node leaves the configuration, a client with none there stays.
 	names map[string]bool
-	// silent counts, per name, the node's confirmations of resync's own
-	// subscriptions, not passed on to the client; under ps.mu.
-	silent map[string]int
+	// sent are the subscribe commands sent on this connection and not yet
+	// answered in full, oldest first, under ps.mu: the node answers them
+	// in order, with a confirmation per name or with one error.
+	sent []*sentCmd
+}
+
+// sentCmd is a SUBSCRIBE, SSUBSCRIBE or PSUBSCRIBE sent to a node.
+type sentCmd struct {
+	kind  string
+	names [][]byte
+	left  int // confirmations still to come
+	// silent marks resync's own: its confirmations are not passed on,
+	// and once they are all in, the names are let go on the connections
+	// in from (by nameKey).
+	silent bool
+	from   map[string]*psConn
 }
 
 // nameKey is a subscription's key in psConn.names: its kind (channel,
@@ -77,11 +99,13 @@ func nameKey(kind string, name []byte) string {
 func newPubsub(c *client) *pubsub {
 	ps := &pubsub{
 		c:               c,
+		proto:           c.proto,
 		channels:        map[string]bool{},
 		patterns:        map[string]bool{},
 		shards:          map[string]bool{},
 		pendingPattern:  map[string]int{},
 		patternConfirms: map[string]int{},
+		patternFailed:   map[string][]byte{},
 		conns:           map[*nodePool]*psConn{},
 	}
 	c.f.addSubscriber(ps)
@@ -100,10 +124,15 @@ func (ps *pubsub) counts() (int, int, int) {
 	return len(ps.channels), len(ps.patterns), len(ps.shards)
 }
 
+// close ends the subscriptions (RESET, a protocol switch, the client
+// leaving): no message is passed on after it returns.
 func (ps *pubsub) close() {
 	ps.c.f.dropSubscriber(ps)
 	ps.mu.Lock()
 	ps.closed = true
+	clear(ps.channels)
+	clear(ps.patterns)
+	clear(ps.shards)
 	conns := ps.conns
 	ps.conns = map[*nodePool]*psConn{}
 	ps.mu.Unlock()
@@ -120,11 +149,11 @@ func (ps *pubsub) conn(pool *nodePool) (*psConn, error) {
 	if pc != nil {
 		return pc, nil
 	}
-	conn, err := ps.c.f.dialBackend(pool, ps.c.proto)
+	conn, err := ps.c.f.dialBackend(pool, ps.proto)
 	if err != nil {
 		return nil, err
 	}
-	pc = &psConn{ps: ps, pool: pool, conn: conn, names: map[string]bool{}, silent: map[string]int{}}
+	pc = &psConn{ps: ps, pool: pool, conn: conn, names: map[string]bool{}}
 	if !pool.addSub(pc) {
 		conn.Close()
 		return nil, errNodeRemoved
@@ -142,9 +171,37 @@ func (ps *pubsub) conn(pool *nodePool) (*psConn, error) {
 	return pc, nil
 }
 
-func (pc *psConn) send(cmd []byte) error {
+func (pc *psConn) write(cmd []byte) error {
 	_ = pc.conn.SetWriteDeadline(time.Now().Add(pc.ps.c.f.requestTimeout()))
 	_, err := pc.conn.Write(cmd)
+	return err
+}
+
+// subscribe sends a subscribe command of kind for names, recording it
+// first (its answer may come before Write returns); on failure the record
+// is taken back. Callers hold ps.op, so nothing else is sent on pc
+// meanwhile.
+func (pc *psConn) subscribe(kind string, names [][]byte, silent bool, from map[string]*psConn) error {
+	ps := pc.ps
+	sc := &sentCmd{kind: kind, names: names, left: len(names), silent: silent, from: from}
+	ps.mu.Lock()
+	pc.sent = append(pc.sent, sc)
+	for _, n := range names {
+		pc.names[nameKey(kind, n)] = true
+	}
+	ps.mu.Unlock()
+	err := pc.write(resp.AppendCommand(nil, append([][]byte{[]byte(kind)}, names...)...))
+	if err != nil {
+		ps.mu.Lock()
+		if i := len(pc.sent) - 1; i >= 0 && pc.sent[i] == sc {
+			pc.sent[i] = nil
+			pc.sent = pc.sent[:i]
+		}
+		for _, n := range names {
+			delete(pc.names, nameKey(kind, n))
+		}
+		ps.mu.Unlock()
+	}
 	return err
 }
 
@@ -173,12 +230,12 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		names [][]byte
 	}
 	var parts []part
-	expect := 0
+	expect := len(names)
+	var uniq [][]byte
 	if kind == "psubscribe" {
 		// Each node is asked once per pattern; a pattern named twice
 		// still gets two confirmations, as from Redis.
 		occur := map[string]int{}
-		var uniq [][]byte
 		for _, p := range names {
 			if occur[string(p)] == 0 {
 				uniq = append(uniq, p)
@@ -208,7 +265,6 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 			ps.patternConfirms[string(p)] += occur[string(p)]
 		}
 		ps.mu.Unlock()
-		expect = len(names)
 	} else {
 		for _, ch := range names {
 			pool, err := c.pickKey(ch)
@@ -225,7 +281,6 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 			}
 			parts[j].names = append(parts[j].names, ch)
 		}
-		expect = len(names)
 	}
 	r := c.addReq() // completed by the relays once every confirmation is written
 	ps.mu.Lock()
@@ -239,37 +294,39 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	for _, p := range parts {
 		pc, err := ps.conn(p.pool)
 		if err == nil {
-			args := append([][]byte{cmd.Args[0]}, p.names...)
-			err = pc.send(resp.AppendCommand(nil, args...))
+			err = pc.subscribe(kind, p.names, false, nil)
 		}
 		if err == nil {
-			ps.mu.Lock()
-			for _, n := range p.names {
-				pc.names[nameKey(kind, n)] = true
-			}
-			ps.mu.Unlock()
+			continue
 		}
-		if err != nil {
-			// Confirm nothing for this node: the client gets an error in
-			// place of these confirmations.
-			ps.mu.Lock()
-			if kind == "psubscribe" {
-				ps.waitLeft -= expect
-				for _, n := range p.names {
-					ps.pendingPattern[string(n)]--
+		// A node that cannot be reached (it died since its last health
+		// check): as for a node that is down, the client is confirmed
+		// and resync subscribes there once it can be reached.
+		c.f.log.Debug("subscription deferred: node unreachable", "node", p.pool.addr, "error", err)
+		c.f.kickResync()
+		ps.mu.Lock()
+		var out []byte
+		if kind == "psubscribe" {
+			for _, n := range p.names {
+				if ps.pendingPattern[string(n)]--; ps.pendingPattern[string(n)] <= 0 {
+					out = ps.finishPatternLocked(out, string(n))
 				}
-			} else {
-				ps.waitLeft -= len(p.names)
 			}
-			done := ps.waitLeft <= 0 && ps.waiting == r
-			if done {
-				ps.waiting = nil
+		} else {
+			for _, n := range p.names {
+				ps.setFor(kind)[string(n)] = true
+				out = ps.confirmLocked(out, kind, n)
+				ps.waitLeft--
 			}
-			ps.mu.Unlock()
-			r.reply = resp.AppendError(r.reply, "ERR node "+p.pool.addr+": "+describe(err))
-			if done {
-				c.finish()
-			}
+		}
+		r.reply = append(r.reply, out...)
+		done := ps.waitLeft <= 0 && ps.waiting == r
+		if done {
+			ps.waiting = nil
+		}
+		ps.mu.Unlock()
+		if done {
+			c.finish()
 		}
 	}
 	// A node that takes the command but never confirms (frozen) must not
@@ -289,6 +346,26 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		}
 	})
 	c.barrier, c.sync = true, true
+}
+
+// finishPatternLocked ends a pending pattern whose nodes have all
+// answered: the client gets its confirmations, or the node's error; ps.mu
+// is held.
+func (ps *pubsub) finishPatternLocked(out []byte, p string) []byte {
+	n := max(1, ps.patternConfirms[p])
+	delete(ps.pendingPattern, p)
+	delete(ps.patternConfirms, p)
+	if e, failed := ps.patternFailed[p]; failed {
+		delete(ps.patternFailed, p)
+		ps.waitLeft -= n
+		return append(out, e...)
+	}
+	ps.patterns[p] = true
+	for range n {
+		out = ps.confirmLocked(out, "psubscribe", []byte(p))
+		ps.waitLeft--
+	}
+	return out
 }
 
 // hUnsubscribe runs UNSUBSCRIBE, SUNSUBSCRIBE and PUNSUBSCRIBE: it
@@ -335,7 +412,7 @@ func hUnsubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		raw = resp.AppendCommand(nil, cmd.Args...)
 	}
 	for _, pc := range conns {
-		_ = pc.send(raw) // a failed node connection is gone anyway
+		_ = pc.write(raw) // a failed node connection is gone anyway
 	}
 	c.barrier, c.sync = true, true
 }
@@ -356,14 +433,21 @@ func (ps *pubsub) confirmLocked(b []byte, kind string, name []byte) []byte {
 	if kind == "ssubscribe" || kind == "sunsubscribe" {
 		count = len(ps.shards)
 	}
-	b = resp.AppendPush(b, 3, ps.c.proto)
+	b = resp.AppendPush(b, 3, ps.proto)
 	b = resp.AppendBulkString(b, kind)
 	if name == nil {
-		b = resp.AppendNull(b, ps.c.proto)
+		b = resp.AppendNull(b, ps.proto)
 	} else {
 		b = resp.AppendBulk(b, name)
 	}
 	return resp.AppendInt(b, int64(count))
+}
+
+// letGo is an UNSUBSCRIBE for resync to send once a move is confirmed.
+type letGo struct {
+	pc   *psConn
+	kind string
+	name []byte
 }
 
 // relay reads a subscription connection: messages go to the client,
@@ -374,13 +458,15 @@ func (pc *psConn) relay() {
 	buf := make([]byte, 16<<10)
 	r, w := 0, 0
 	var out []byte
-	var elems [][]byte
+	var elems, msgs [][]byte
+	var unsubs []letGo
 	for {
 		n, err := pc.conn.Read(buf[w:])
 		w += n
 		if err != nil {
 			break
 		}
+		msgs = msgs[:0]
 		for r < w {
 			l, err := resp.ReplyLen(buf[r:w])
 			if err == resp.ErrIncomplete {
@@ -390,28 +476,42 @@ func (pc *psConn) relay() {
 				pc.conn.Close()
 				break
 			}
-			msg := buf[r : r+l]
+			msgs = append(msgs, buf[r:r+l])
 			r += l
-			out = pc.handle(msg, out, &elems)
 		}
-		if len(out) > 0 {
+		if len(msgs) > 0 {
+			// Deciding what the client gets and writing it is one step
+			// under wmu: an UNSUBSCRIBE's confirmation or a RESET's reply
+			// is written before or after, never between.
 			c.wmu.Lock()
-			_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
-			_, err := c.conn.Write(out)
+			ps.mu.Lock()
+			for _, m := range msgs {
+				out = pc.handleLocked(m, out, &elems, &unsubs)
+			}
+			done := ps.waiting != nil && ps.waitLeft <= 0
+			if done {
+				ps.waiting = nil
+			}
+			ps.mu.Unlock()
+			var werr error
+			if len(out) > 0 {
+				_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
+				_, werr = c.conn.Write(out)
+				out = out[:0]
+			}
 			c.wmu.Unlock()
-			out = out[:0]
-			if err != nil {
+			if done {
+				c.finish() // after its confirmations are written
+			}
+			if werr != nil {
 				c.closeAsync()
 				break
 			}
-		}
-		ps.mu.Lock()
-		if ps.waiting != nil && ps.waitLeft <= 0 {
-			ps.waiting = nil
-			ps.mu.Unlock()
-			c.finish()
-		} else {
-			ps.mu.Unlock()
+			for _, u := range unsubs {
+				_ = u.pc.write(resp.AppendCommand(nil, []byte(unsubscribeOf(u.kind)), u.name))
+			}
+			clear(unsubs)
+			unsubs = unsubs[:0]
 		}
 		if r == w {
 			r, w = 0, 0
@@ -428,39 +528,88 @@ func (pc *psConn) relay() {
 		}
 	}
 	pc.conn.Close()
+	pc.lost()
+}
+
+func unsubscribeOf(kind string) string {
+	switch kind {
+	case "ssubscribe":
+		return "sunsubscribe"
+	case "psubscribe":
+		return "punsubscribe"
+	}
+	return "unsubscribe"
+}
+
+// lost handles the end of a subscription connection. A node removed from
+// the configuration, or one the client has nothing subscribed on, costs
+// the client nothing: what it owed the client is confirmed (and left to
+// resync, which subscribes it where it belongs now). A node that failed
+// with the client's subscriptions on it dropped them: the client is
+// closed, so that it subscribes again, as it would after a Redis that
+// went away.
+func (pc *psConn) lost() {
+	ps := pc.ps
+	c := ps.c
 	pc.pool.dropSub(pc)
 	removed := pc.pool.isClosed()
+	c.wmu.Lock()
 	ps.mu.Lock()
-	lost := !ps.closed && ps.conns[pc.pool] == pc
-	if lost {
-		delete(ps.conns, pc.pool)
-	}
-	waiting := ps.waiting != nil
-	subscribed := len(pc.names) > 0
-	ps.mu.Unlock()
-	if lost && removed && !waiting {
-		// Its node left the configuration: the client's subscriptions
-		// there move to the nodes that own them now.
-		if subscribed {
-			c.f.kickResync()
-		}
+	if ps.closed || ps.conns[pc.pool] != pc {
+		ps.mu.Unlock()
+		c.wmu.Unlock()
 		return
 	}
-	if lost {
-		// The node dropped the client's subscriptions: the client must
-		// learn it, as it would from a Redis that went away.
+	delete(ps.conns, pc.pool)
+	owed := false
+	for _, sc := range pc.sent {
+		if !sc.silent {
+			owed = true
+		}
+	}
+	subscribed := len(pc.names) > 0
+	if !removed && (subscribed || owed) {
+		ps.mu.Unlock()
+		c.wmu.Unlock()
 		c.f.log.Info("subscription connection to node lost; closing client", "node", pc.pool.addr, "client", c.conn.RemoteAddr().String())
 		c.closeAsync()
-		if waiting {
-			ps.mu.Lock()
-			if ps.waiting != nil {
-				ps.waiting = nil
-				ps.mu.Unlock()
-				c.finish()
-			} else {
-				ps.mu.Unlock()
-			}
+		return
+	}
+	var out []byte
+	for _, sc := range pc.sent {
+		if sc.silent {
+			continue
 		}
+		for _, n := range sc.names[len(sc.names)-sc.left:] {
+			if sc.kind == "psubscribe" {
+				if ps.pendingPattern[string(n)]--; ps.pendingPattern[string(n)] <= 0 {
+					out = ps.finishPatternLocked(out, string(n))
+				}
+				continue
+			}
+			ps.setFor(sc.kind)[string(n)] = true
+			out = ps.confirmLocked(out, sc.kind, n)
+			ps.waitLeft--
+		}
+	}
+	pc.sent = nil
+	done := ps.waiting != nil && ps.waitLeft <= 0
+	if done {
+		ps.waiting = nil
+	}
+	ps.mu.Unlock()
+	if len(out) > 0 {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
+		if _, err := c.conn.Write(out); err != nil {
+			c.closeAsync()
+		}
+	}
+	c.wmu.Unlock()
+	if done {
+		c.finish()
+	}
+	if subscribed || owed {
+		c.f.kickResync()
 	}
 }
 
@@ -470,21 +619,24 @@ var (
 	bSMessage = []byte("smessage")
 )
 
-// handle processes one push from a node, appending what the client gets.
-func (pc *psConn) handle(msg, out []byte, elems *[][]byte) []byte {
+// handleLocked processes one push from a node, appending what the client
+// gets; ps.mu is held. Moves that resync finished add their let-go
+// UNSUBSCRIBEs to unsubs, for the relay to send.
+func (pc *psConn) handleLocked(msg, out []byte, elems *[][]byte, unsubs *[]letGo) []byte {
 	ps := pc.ps
+	if ps.closed {
+		return out
+	}
+	if resp.IsError(msg) {
+		return pc.refusedLocked(msg, out)
+	}
 	e, _, _, err := resp.Elems(msg, (*elems)[:0])
 	*elems = e
 	if err != nil || len(e) < 2 {
-		if resp.IsError(msg) {
-			return append(out, msg...)
-		}
 		return out
 	}
 	kind, _ := resp.Bulk(e[0])
 	name, _ := resp.Bulk(e[1])
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
 	switch {
 	case bytes.Equal(kind, bMessage):
 		if ps.channels[string(name)] {
@@ -498,41 +650,83 @@ func (pc *psConn) handle(msg, out []byte, elems *[][]byte) []byte {
 		if ps.shards[string(name)] {
 			out = append(out, msg...)
 		}
-	case (string(kind) == "subscribe" || string(kind) == "ssubscribe" || string(kind) == "psubscribe") && pc.silent[nameKey(string(kind), name)] > 0:
-		k := nameKey(string(kind), name)
-		if pc.silent[k]--; pc.silent[k] == 0 {
-			delete(pc.silent, k)
+	case string(kind) == "subscribe" || string(kind) == "ssubscribe" || string(kind) == "psubscribe":
+		if len(pc.sent) == 0 {
+			return out // not asked for: nothing to do with it
 		}
-	case string(kind) == "subscribe" || string(kind) == "ssubscribe":
+		sc := pc.sent[0]
+		if sc.left--; sc.left <= 0 {
+			pc.sent[0] = nil
+			pc.sent = pc.sent[1:]
+			if sc.silent {
+				for _, n := range sc.names {
+					k := nameKey(sc.kind, n)
+					if old := sc.from[k]; old != nil && old != pc && ps.conns[old.pool] == old {
+						delete(old.names, k)
+						*unsubs = append(*unsubs, letGo{old, sc.kind, n})
+					}
+				}
+			}
+		}
+		if sc.silent {
+			return out
+		}
+		if string(kind) == "psubscribe" {
+			if ps.pendingPattern[string(name)]--; ps.pendingPattern[string(name)] <= 0 {
+				out = ps.finishPatternLocked(out, string(name))
+			}
+			return out
+		}
 		ps.setFor(string(kind))[string(name)] = true
 		out = ps.confirmLocked(out, string(kind), name)
 		ps.waitLeft--
-	case string(kind) == "psubscribe":
-		left := ps.pendingPattern[string(name)] - 1
-		ps.pendingPattern[string(name)] = left
-		if left <= 0 {
-			delete(ps.pendingPattern, string(name))
-			ps.patterns[string(name)] = true
-			n := max(1, ps.patternConfirms[string(name)])
-			delete(ps.patternConfirms, string(name))
-			for range n {
-				out = ps.confirmLocked(out, "psubscribe", name)
-				ps.waitLeft--
-			}
-		}
 	default:
 		// unsubscribe confirmations were given already; pongs unused
 	}
 	return out
 }
 
+// refusedLocked handles a node's error: the answer to the oldest subscribe
+// command in flight on the connection (a node checks a command's every
+// name before it subscribes any: NOPERM). The client gets the error in
+// place of that command's confirmations; a move of resync's stays where it
+// was, to be tried again.
+func (pc *psConn) refusedLocked(msg, out []byte) []byte {
+	ps := pc.ps
+	if len(pc.sent) == 0 {
+		ps.c.f.log.Warn("unexpected error from a node on a subscription connection", "node", pc.pool.addr, "error", resp.ErrorText(msg))
+		return out
+	}
+	sc := pc.sent[0]
+	pc.sent[0] = nil
+	pc.sent = pc.sent[1:]
+	for _, n := range sc.names {
+		delete(pc.names, nameKey(sc.kind, n))
+	}
+	if sc.silent {
+		ps.c.f.log.Debug("node refused a subscription being moved; trying again later", "node", pc.pool.addr, "error", resp.ErrorText(msg))
+		return out
+	}
+	if sc.kind == "psubscribe" {
+		for _, n := range sc.names[len(sc.names)-sc.left:] {
+			ps.patternFailed[string(n)] = append([]byte(nil), msg...)
+			if ps.pendingPattern[string(n)]--; ps.pendingPattern[string(n)] <= 0 {
+				out = ps.finishPatternLocked(out, string(n))
+			}
+		}
+		return out
+	}
+	ps.waitLeft -= sc.left
+	return append(out, msg...)
+}
+
 // resync moves the client's subscriptions where the current ring places
 // them: each channel and shard channel onto the node that owns it (a
-// SUBSCRIBE there, then an UNSUBSCRIBE where it was), each pattern onto
-// every node. The nodes' confirmations are not passed on: for the client
-// nothing changed. It reports false when something is left for the next
-// pass: a node could not be reached, or a SUBSCRIBE of the client's was
-// still waiting for its confirmations.
+// SUBSCRIBE there; once the node confirmed it, an UNSUBSCRIBE where it
+// was), each pattern onto every node. The nodes' confirmations are not
+// passed on: for the client nothing changed. It reports false when
+// something is left for the next pass: a node could not be reached, or a
+// SUBSCRIBE of the client's was still waiting for its confirmations.
 func (ps *pubsub) resync() bool {
 	ps.op.Lock()
 	defer ps.op.Unlock()
@@ -540,23 +734,25 @@ func (ps *pubsub) resync() bool {
 	type sub struct {
 		kind  string
 		names [][]byte
+		from  map[string]*psConn
 	}
-	type unsub struct {
-		pc   *psConn
-		kind string
-		name []byte
-	}
-	subs := map[*nodePool][]sub{}
-	var unsubs []unsub
-	add := func(pool *nodePool, kind string, name []byte) {
-		list := subs[pool]
-		for i := range list {
-			if list[i].kind == kind {
-				list[i].names = append(list[i].names, name)
-				return
+	subs := map[*nodePool][]*sub{}
+	var drop []letGo // copies on a wrong node beside one on the right node
+	add := func(pool *nodePool, kind string, name []byte, from *psConn) {
+		var s *sub
+		for _, x := range subs[pool] {
+			if x.kind == kind {
+				s = x
 			}
 		}
-		subs[pool] = append(list, sub{kind, [][]byte{name}})
+		if s == nil {
+			s = &sub{kind: kind, from: map[string]*psConn{}}
+			subs[pool] = append(subs[pool], s)
+		}
+		s.names = append(s.names, name)
+		if from != nil {
+			s.from[nameKey(kind, name)] = from
+		}
 	}
 	done := true
 	ps.mu.Lock()
@@ -568,10 +764,16 @@ func (ps *pubsub) resync() bool {
 		ps.mu.Unlock()
 		return false
 	}
-	where := map[string]*psConn{}
+	where := map[string][]*psConn{}
 	for _, pc := range ps.conns {
 		for k := range pc.names {
-			where[k] = pc
+			where[k] = append(where[k], pc)
+		}
+		for _, sc := range pc.sent {
+			if sc.silent {
+				ps.mu.Unlock()
+				return false // a move still waiting for its confirmation
+			}
 		}
 	}
 	for _, kind := range []string{"subscribe", "ssubscribe"} {
@@ -582,8 +784,21 @@ func (ps *pubsub) resync() bool {
 				continue
 			}
 			pool := f.poolOf(n)
-			cur := where[nameKey(kind, []byte(name))]
-			if cur != nil && cur.pool == pool {
+			k := nameKey(kind, []byte(name))
+			var right, wrong *psConn
+			for _, pc := range where[k] {
+				if pc.pool == pool {
+					right = pc
+				} else {
+					wrong = pc
+				}
+			}
+			if right != nil {
+				for _, pc := range where[k] {
+					if pc != right {
+						drop = append(drop, letGo{pc, kind, []byte(name)})
+					}
+				}
 				continue
 			}
 			if !n.Up() {
@@ -592,10 +807,7 @@ func (ps *pubsub) resync() bool {
 				done = false
 				continue
 			}
-			add(pool, kind, []byte(name))
-			if cur != nil {
-				unsubs = append(unsubs, unsub{cur, kind, []byte(name)})
-			}
+			add(pool, kind, []byte(name), wrong)
 		}
 	}
 	if len(ps.patterns) > 0 {
@@ -608,17 +820,19 @@ func (ps *pubsub) resync() bool {
 			pc := ps.conns[pool]
 			for name := range ps.patterns {
 				if pc == nil || !pc.names[nameKey("psubscribe", []byte(name))] {
-					add(pool, "psubscribe", []byte(name))
+					add(pool, "psubscribe", []byte(name), nil)
 				}
 			}
 		}
 	}
+	for _, d := range drop {
+		delete(d.pc.names, nameKey(d.kind, d.name))
+	}
 	ps.mu.Unlock()
-	if len(subs)+len(unsubs) == 0 {
-		return done
+	for _, d := range drop {
+		_ = d.pc.write(resp.AppendCommand(nil, []byte(unsubscribeOf(d.kind)), d.name))
 	}
 	moved := 0
-	placed := map[string]bool{} // nameKeys subscribed where they belong
 	for pool, list := range subs {
 		pc, err := ps.conn(pool)
 		if err != nil {
@@ -627,44 +841,12 @@ func (ps *pubsub) resync() bool {
 			continue
 		}
 		for _, s := range list {
-			ps.mu.Lock()
-			for _, name := range s.names {
-				k := nameKey(s.kind, name)
-				pc.silent[k]++
-				pc.names[k] = true
-			}
-			ps.mu.Unlock()
-			if err := pc.send(resp.AppendCommand(nil, append([][]byte{[]byte(s.kind)}, s.names...)...)); err != nil {
-				ps.mu.Lock()
-				for _, name := range s.names {
-					k := nameKey(s.kind, name)
-					if pc.silent[k]--; pc.silent[k] <= 0 {
-						delete(pc.silent, k)
-					}
-					delete(pc.names, k)
-				}
-				ps.mu.Unlock()
+			if err := pc.subscribe(s.kind, s.names, true, s.from); err != nil {
 				done = false
 				continue
 			}
 			moved += len(s.names)
-			for _, name := range s.names {
-				placed[nameKey(s.kind, name)] = true
-			}
 		}
-	}
-	for _, u := range unsubs {
-		if !placed[nameKey(u.kind, u.name)] {
-			continue // not subscribed on its new node yet: it stays where it is
-		}
-		kind := "unsubscribe"
-		if u.kind == "ssubscribe" {
-			kind = "sunsubscribe"
-		}
-		ps.mu.Lock()
-		delete(u.pc.names, nameKey(u.kind, u.name))
-		ps.mu.Unlock()
-		_ = u.pc.send(resp.AppendCommand(nil, []byte(kind), u.name)) // a failed connection is gone anyway
 	}
 	if moved > 0 {
 		f.log.Info("subscriptions moved after a ring change", "client", ps.c.conn.RemoteAddr().String(), "subscriptions", moved)
