@@ -4326,14 +4326,41 @@ func TestRedisPubSubNodeTrouble(t *testing.T) {
 		"REDIS_REQUEST_TIMEOUT": "2s", "HEALTH_CHECK_INTERVAL": "5s"}})
 	d := dialRaw(t, ref.Addr)
 	d.do("AUTH", "amb", "pw")
-	for name, c := range map[string]*rawConn{"redis-server": d, "ambassador": e.raw()} {
-		c.send(mbulk("SUBSCRIBE", "nope") + mbulk("PING"))
-		first, err1 := c.reply(3 * time.Second)
-		second, err2 := c.reply(3 * time.Second)
-		if err1 != nil || err2 != nil || !strings.HasPrefix(first, "-NOPERM") || !strings.Contains(strings.ToLower(second), "pong") {
-			t.Errorf("%s: SUBSCRIBE of a channel the user may not use, then PING: %q (%v), %q (%v)", name, first, err1, second, err2)
+	// one error for the command, whatever nodes its names are on, and
+	// the next command's reply after it
+	nope0, nope1 := e.keyOn(0, "nope"), e.keyOn(1, "nope")
+	for _, cmd := range [][]string{{"SUBSCRIBE", "nope"}, {"SUBSCRIBE", nope0, nope1}, {"PSUBSCRIBE", "ok*", "nope*"}, {"PSUBSCRIBE", "nope*", "nop2*"}} {
+		for name, c := range map[string]*rawConn{"redis-server": d, "ambassador": e.raw()} {
+			c.send(mbulk(cmd...) + mbulk("PING", "x"))
+			first, err1 := c.reply(3 * time.Second)
+			second, err2 := c.reply(3 * time.Second)
+			if err1 != nil || err2 != nil || !strings.HasPrefix(first, "-NOPERM") || second != bulk("x") {
+				t.Errorf("%s: %q, then PING x: %q (%v), %q (%v); want one NOPERM, then x", name, cmd, first, err1, second, err2)
+			}
 		}
 	}
+	// a refused SUBSCRIBE leaves the channels the client had on that node:
+	// the node failing then closes the client (its subscriptions are gone)
+	ok0 := e.keyOn(0, "ok")
+	rs := e.raw()
+	rs.do("SUBSCRIBE", ok0)
+	rs.send(mbulk("SUBSCRIBE", ok0, e.keyOn(0, "nope")) + mbulk("PING", "y"))
+	if got := rs.mustReply(); !strings.HasPrefix(got, "-NOPERM") {
+		t.Errorf("SUBSCRIBE with a channel refused: %q", got)
+	}
+	rs.mustReply()
+	if got := e.raw().do("PUBLISH", ok0, "still"); got != ":1\r\n" {
+		t.Errorf("PUBLISH to the channel subscribed before the refused SUBSCRIBE reached %q", got)
+	}
+	if got := rs.mustReply(); got != mbulk("message", ok0, "still") {
+		t.Errorf("the subscriber got %q", got)
+	}
+	noErr(t, "kill", nodes[0].Kill())
+	if closed, _ := rs.closed(3 * time.Second); !closed {
+		t.Error("the node holding the subscription failed, and the subscriber was not closed (the refused SUBSCRIBE had dropped the channel from the node's names)")
+	}
+	noErr(t, "restart", nodes[0].Restart())
+	eventually(t, 10*time.Second, "node 0 up again", func() bool { return e.nodeStates()[e.addrs[0]].State == "up" })
 
 	// node 1 dies; the health checks (every 5 s) have not seen it yet
 	r := e.raw()
@@ -4367,5 +4394,73 @@ func TestRedisPubSubNodeTrouble(t *testing.T) {
 	}
 	if got := r.mustReply(); !strings.Contains(strings.ToLower(got), "pong") {
 		t.Errorf("PING after it: %q", got)
+	}
+
+}
+
+// TestRedisPubSubMoveRefused: a move of a subscription that the new node
+// refuses at first (NOPERM; BUSY in a long script) is tried again until it
+// is made.
+func TestRedisPubSubMoveRefused(t *testing.T) {
+	mvNodes := harness.RedisNodes(t, 2, "--user", "amb", "on", ">pw", "~*", "&*", "+@all")
+	mv := newRedisEnv(t, mvNodes, envOpts{env: map[string]string{"REDIS_USERNAME": "amb", "REDIS_PASSWORD": "pw"}})
+	x := mv.keyOn(1, "mv")
+	mv.env["REDIS_CLUSTER_NODES"] = mv.addrs[0]
+	noErr(t, "reload", mv.srv.Reload())
+	sub := mv.raw()
+	sub.do("SUBSCRIBE", x)
+	setACL := func(rule string) {
+		c := dialRaw(t, mvNodes[1].Addr)
+		defer c.c.Close()
+		c.do("AUTH", "amb", "pw")
+		if got := c.do("ACL", "SETUSER", "amb", rule); got != "+OK\r\n" {
+			t.Fatalf("ACL SETUSER amb %s: %q", rule, got)
+		}
+	}
+	setACL("resetchannels")
+	mv.env["REDIS_CLUSTER_NODES"] = mv.addrs[0] + "," + mv.addrs[1]
+	noErr(t, "reload", mv.srv.Reload())
+	time.Sleep(300 * time.Millisecond) // the move is refused meanwhile
+	if got := mpubBefore(t, mv, x); !strings.HasPrefix(got, "-NOPERM") {
+		t.Fatalf("PUBLISH while the new node refuses the channel: %q, want NOPERM (the test would not test a refused move)", got)
+	}
+	setACL("allchannels")
+	mpub := mv.raw()
+	eventually(t, 3*time.Second, "the refused move made once the node allows it", func() bool {
+		return mpub.do("PUBLISH", x, "moved") == ":1\r\n"
+	})
+	if got := sub.mustReply(); got != mbulk("message", x, "moved") {
+		t.Errorf("the subscriber got %q", got)
+	}
+}
+
+func mpubBefore(t *testing.T, e *redisEnv, ch string) string {
+	return e.raw().do("PUBLISH", ch, "refused")
+}
+
+// TestRedisPubSubOldNodes: a node that does not know SUNSUBSCRIBE (Redis
+// 6) refuses it; that error is not taken for the answer to the client's
+// next SUBSCRIBE, whose channel then works.
+func TestRedisPubSubOldNodes(t *testing.T) {
+	nodes := harness.RedisNodes(t, 1, "--rename-command", "SUNSUBSCRIBE", "")
+	e := newRedisEnv(t, nodes, envOpts{})
+	r := e.raw()
+	r.do("SSUBSCRIBE", "s")
+	pub := e.raw()
+	for i := range 20 {
+		ch := "b" + strconv.Itoa(i)
+		r.send(mbulk("SUNSUBSCRIBE") + mbulk("SUBSCRIBE", ch))
+		got := []string{r.mustReply(), r.mustReply()}
+		if !strings.Contains(got[1], "subscribe") {
+			t.Fatalf("round %d: SUNSUBSCRIBE, SUBSCRIBE %s: %q", i, ch, got)
+		}
+		if got := pub.do("PUBLISH", ch, "m"); got != ":1\r\n" {
+			t.Fatalf("round %d: PUBLISH %s reached %q", i, ch, got)
+		}
+		if got := r.mustReply(); got != mbulk("message", ch, "m") {
+			t.Fatalf("round %d: the subscriber got %q", i, got)
+		}
+		r.do("UNSUBSCRIBE", ch)
+		r.do("SSUBSCRIBE", "s")
 	}
 }

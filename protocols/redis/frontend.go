@@ -52,6 +52,7 @@ type Frontend struct {
 	subMu       sync.Mutex
 	subscribers map[*pubsub]struct{} // clients with subscription state, for resync
 	resyncKick  chan struct{}
+	resyncAgain atomic.Bool // a node refused a move: the next tick tries again
 }
 
 // New builds the frontend over cl.
@@ -188,6 +189,7 @@ const resyncEvery = 500 * time.Millisecond
 func (f *Frontend) resyncLoop() {
 	t := time.NewTicker(resyncEvery)
 	defer t.Stop()
+	changed := f.cl.Changed()
 	seen := f.cl.Generation()
 	again := false
 	for {
@@ -197,9 +199,11 @@ func (f *Frontend) resyncLoop() {
 			return
 		case <-f.resyncKick:
 			kicked = true
-		case <-f.cl.Changed(): // with auto-eject, a node went down or up
+		case <-changed: // with auto-eject, a node went down or up
 		case <-t.C:
+			again = f.resyncAgain.Swap(false) || again
 		}
+		changed = f.cl.Changed() // before Generation: a change after it closes this one
 		g := f.cl.Generation()
 		if g == seen && !again && !kicked {
 			continue

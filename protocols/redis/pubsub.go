@@ -54,8 +54,15 @@ type pubsub struct {
 	conns         map[*nodePool]*psConn
 	waiting       *request // the SUBSCRIBE reply slot waiting for confirmations
 	waitLeft      int
+	waitErr       []byte // a node's refusal of the waiting SUBSCRIBE: its one error reply
 	waitGen       uint64 // one per SUBSCRIBE, for its confirmation timeout
 	closed        bool
+	// letGo are the UNSUBSCRIBEs to send (flushLetGo) once a move is
+	// confirmed, or for a pattern a node refused; letGoSending counts those
+	// being sent. resync waits for both: it must not subscribe a name
+	// again on a node that is about to let it go.
+	letGo        []letGo
+	letGoSending int
 }
 
 type psConn struct {
@@ -66,22 +73,30 @@ type psConn struct {
 	// has not unsubscribed (kind letter + name), under ps.mu: when the
 	// node leaves the configuration, a client with none there stays.
 	names map[string]bool
-	// sent are the subscribe commands sent on this connection and not yet
-	// answered in full, oldest first, under ps.mu: the node answers them
-	// in order, with a confirmation per name or with one error.
+	// sent are the (un)subscribe commands sent on this connection and not
+	// yet answered in full, oldest first, under ps.mu: the node answers
+	// them in order, with a reply per name or with one error.
 	sent []*sentCmd
+	// wmu makes recording a command in sent and writing it one step.
+	wmu sync.Mutex
 }
 
-// sentCmd is a SUBSCRIBE, SSUBSCRIBE or PSUBSCRIBE sent to a node.
+// sentCmd is a subscribe or unsubscribe command sent to a node.
 type sentCmd struct {
 	kind  string
 	names [][]byte
-	left  int // confirmations still to come
-	// silent marks resync's own: its confirmations are not passed on,
-	// and once they are all in, the names are let go on the connections
-	// in from (by nameKey).
+	added []string // the names (nameKey) it added to the connection's
+	left  int      // replies still to come
+	// silent marks commands whose replies the client does not get:
+	// resync's, and every unsubscribe (confirmed to the client at once).
+	// Once a silent subscribe is confirmed, its names are let go on the
+	// connections in from (by nameKey).
 	silent bool
 	from   map[string]*psConn
+}
+
+func isSubscribe(kind string) bool {
+	return kind == "subscribe" || kind == "ssubscribe" || kind == "psubscribe"
 }
 
 // nameKey is a subscription's key in psConn.names: its kind (channel,
@@ -171,38 +186,67 @@ func (ps *pubsub) conn(pool *nodePool) (*psConn, error) {
 	return pc, nil
 }
 
-func (pc *psConn) write(cmd []byte) error {
-	_ = pc.conn.SetWriteDeadline(time.Now().Add(pc.ps.c.f.requestTimeout()))
-	_, err := pc.conn.Write(cmd)
-	return err
-}
-
-// subscribe sends a subscribe command of kind for names, recording it
-// first (its answer may come before Write returns); on failure the record
-// is taken back. Callers hold ps.op, so nothing else is sent on pc
-// meanwhile.
-func (pc *psConn) subscribe(kind string, names [][]byte, silent bool, from map[string]*psConn) error {
+// send sends a command of kind (subscribe or unsubscribe) for names,
+// recording it first (its answer may come before Write returns); on
+// failure the record is taken back. A subscribe adds its names to the
+// connection's.
+func (pc *psConn) send(kind string, names [][]byte, silent bool, from map[string]*psConn) error {
 	ps := pc.ps
-	sc := &sentCmd{kind: kind, names: names, left: len(names), silent: silent, from: from}
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	sc := &sentCmd{kind: kind, names: names, left: len(names), silent: silent || !isSubscribe(kind), from: from}
 	ps.mu.Lock()
 	pc.sent = append(pc.sent, sc)
-	for _, n := range names {
-		pc.names[nameKey(kind, n)] = true
+	if isSubscribe(kind) {
+		for _, n := range names {
+			if k := nameKey(kind, n); !pc.names[k] {
+				pc.names[k] = true
+				sc.added = append(sc.added, k)
+			}
+		}
 	}
 	ps.mu.Unlock()
-	err := pc.write(resp.AppendCommand(nil, append([][]byte{[]byte(kind)}, names...)...))
+	_ = pc.conn.SetWriteDeadline(time.Now().Add(ps.c.f.requestTimeout()))
+	_, err := pc.conn.Write(resp.AppendCommand(nil, append([][]byte{[]byte(kind)}, names...)...))
 	if err != nil {
 		ps.mu.Lock()
 		if i := len(pc.sent) - 1; i >= 0 && pc.sent[i] == sc {
 			pc.sent[i] = nil
 			pc.sent = pc.sent[:i]
 		}
-		for _, n := range names {
-			delete(pc.names, nameKey(kind, n))
+		for _, k := range sc.added {
+			delete(pc.names, k)
 		}
 		ps.mu.Unlock()
 	}
 	return err
+}
+
+// flushLetGo sends the UNSUBSCRIBEs queued in ps.letGo.
+func (ps *pubsub) flushLetGo() {
+	ps.mu.Lock()
+	list := ps.letGo
+	ps.letGo = nil
+	ps.letGoSending += len(list)
+	ps.mu.Unlock()
+	if len(list) == 0 {
+		return
+	}
+	type group struct {
+		pc   *psConn
+		kind string
+	}
+	groups := map[group][][]byte{}
+	for _, u := range list {
+		g := group{u.pc, unsubscribeOf(u.kind)}
+		groups[g] = append(groups[g], u.name)
+	}
+	for g, names := range groups {
+		_ = g.pc.send(g.kind, names, true, nil) // a failed connection is gone anyway
+	}
+	ps.mu.Lock()
+	ps.letGoSending -= len(list)
+	ps.mu.Unlock()
 }
 
 // hSubscribe runs SUBSCRIBE, SSUBSCRIBE and PSUBSCRIBE.
@@ -286,6 +330,7 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	ps.mu.Lock()
 	ps.waiting = r
 	ps.waitLeft = expect
+	ps.waitErr = nil
 	ps.waitGen++
 	gen := ps.waitGen
 	ps.mu.Unlock()
@@ -294,7 +339,7 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	for _, p := range parts {
 		pc, err := ps.conn(p.pool)
 		if err == nil {
-			err = pc.subscribe(kind, p.names, false, nil)
+			err = pc.send(kind, p.names, false, nil)
 		}
 		if err == nil {
 			continue
@@ -319,16 +364,17 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 				ps.waitLeft--
 			}
 		}
-		r.reply = append(r.reply, out...)
-		done := ps.waitLeft <= 0 && ps.waiting == r
-		if done {
-			ps.waiting = nil
+		done := false
+		if ps.waiting == r {
+			out, done = ps.completeLocked(out)
 		}
+		r.reply = append(r.reply, out...)
 		ps.mu.Unlock()
 		if done {
 			c.finish()
 		}
 	}
+	ps.flushLetGo()
 	// A node that takes the command but never confirms (frozen) must not
 	// hold the client forever: after the request timeout the client is
 	// closed, as when a node drops its subscriptions.
@@ -356,9 +402,21 @@ func (ps *pubsub) finishPatternLocked(out []byte, p string) []byte {
 	delete(ps.pendingPattern, p)
 	delete(ps.patternConfirms, p)
 	if e, failed := ps.patternFailed[p]; failed {
+		// The client gets the command's one error (completeLocked); the
+		// nodes that took the pattern let it go.
 		delete(ps.patternFailed, p)
 		ps.waitLeft -= n
-		return append(out, e...)
+		if ps.waitErr == nil {
+			ps.waitErr = e
+		}
+		k := nameKey("psubscribe", []byte(p))
+		for _, pc := range ps.conns {
+			if pc.names[k] {
+				delete(pc.names, k)
+				ps.letGo = append(ps.letGo, letGo{pc, "psubscribe", []byte(p)})
+			}
+		}
+		return out
 	}
 	ps.patterns[p] = true
 	for range n {
@@ -368,8 +426,23 @@ func (ps *pubsub) finishPatternLocked(out []byte, p string) []byte {
 	return out
 }
 
+// completeLocked ends the waiting SUBSCRIBE once all its confirmations
+// are in (written, or in out): out gets a node's refusal, if any. done
+// says the caller must call c.finish, after out is written. ps.mu is held.
+func (ps *pubsub) completeLocked(out []byte) (_ []byte, done bool) {
+	if ps.waiting == nil || ps.waitLeft > 0 {
+		return out, false
+	}
+	ps.waiting = nil
+	if ps.waitErr != nil {
+		out = append(out, ps.waitErr...)
+		ps.waitErr = nil
+	}
+	return out, true
+}
+
 // hUnsubscribe runs UNSUBSCRIBE, SUNSUBSCRIBE and PUNSUBSCRIBE: it
-// confirms at once and tells the nodes.
+// confirms at once and tells the nodes that have the names.
 func hUnsubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	if c.deferUnlessFirst(start) {
 		return
@@ -399,20 +472,28 @@ func hUnsubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		delete(set, string(n))
 		r.reply = ps.confirmLocked(r.reply, kind, n)
 	}
-	conns := make([]*psConn, 0, len(ps.conns))
+	// Each node gets the names it has, explicitly, so that its replies
+	// are known in number (psConn.sent).
+	type part struct {
+		pc    *psConn
+		names [][]byte
+	}
+	var parts []part
 	for _, pc := range ps.conns {
-		conns = append(conns, pc)
+		var has [][]byte
 		for _, n := range names {
-			delete(pc.names, nameKey(kind, n))
+			if k := nameKey(kind, n); pc.names[k] {
+				delete(pc.names, k)
+				has = append(has, n)
+			}
+		}
+		if len(has) > 0 {
+			parts = append(parts, part{pc, has})
 		}
 	}
 	ps.mu.Unlock()
-	raw := cmd.Raw
-	if raw == nil {
-		raw = resp.AppendCommand(nil, cmd.Args...)
-	}
-	for _, pc := range conns {
-		_ = pc.write(raw) // a failed node connection is gone anyway
+	for _, p := range parts {
+		_ = p.pc.send(kind, p.names, true, nil) // a failed node connection is gone anyway
 	}
 	c.barrier, c.sync = true, true
 }
@@ -459,7 +540,6 @@ func (pc *psConn) relay() {
 	r, w := 0, 0
 	var out []byte
 	var elems, msgs [][]byte
-	var unsubs []letGo
 	for {
 		n, err := pc.conn.Read(buf[w:])
 		w += n
@@ -486,12 +566,10 @@ func (pc *psConn) relay() {
 			c.wmu.Lock()
 			ps.mu.Lock()
 			for _, m := range msgs {
-				out = pc.handleLocked(m, out, &elems, &unsubs)
+				out = pc.handleLocked(m, out, &elems)
 			}
-			done := ps.waiting != nil && ps.waitLeft <= 0
-			if done {
-				ps.waiting = nil
-			}
+			var done bool
+			out, done = ps.completeLocked(out)
 			ps.mu.Unlock()
 			var werr error
 			if len(out) > 0 {
@@ -507,11 +585,7 @@ func (pc *psConn) relay() {
 				c.closeAsync()
 				break
 			}
-			for _, u := range unsubs {
-				_ = u.pc.write(resp.AppendCommand(nil, []byte(unsubscribeOf(u.kind)), u.name))
-			}
-			clear(unsubs)
-			unsubs = unsubs[:0]
+			ps.flushLetGo()
 		}
 		if r == w {
 			r, w = 0, 0
@@ -580,7 +654,7 @@ func (pc *psConn) lost() {
 		if sc.silent {
 			continue
 		}
-		for _, n := range sc.names[len(sc.names)-sc.left:] {
+		for _, n := range sc.names[max(0, len(sc.names)-sc.left):] {
 			if sc.kind == "psubscribe" {
 				if ps.pendingPattern[string(n)]--; ps.pendingPattern[string(n)] <= 0 {
 					out = ps.finishPatternLocked(out, string(n))
@@ -593,10 +667,7 @@ func (pc *psConn) lost() {
 		}
 	}
 	pc.sent = nil
-	done := ps.waiting != nil && ps.waitLeft <= 0
-	if done {
-		ps.waiting = nil
-	}
+	out, done := ps.completeLocked(out)
 	ps.mu.Unlock()
 	if len(out) > 0 {
 		_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
@@ -620,9 +691,9 @@ var (
 )
 
 // handleLocked processes one push from a node, appending what the client
-// gets; ps.mu is held. Moves that resync finished add their let-go
-// UNSUBSCRIBEs to unsubs, for the relay to send.
-func (pc *psConn) handleLocked(msg, out []byte, elems *[][]byte, unsubs *[]letGo) []byte {
+// gets; ps.mu is held. Moves that resync finished queue their let-go
+// UNSUBSCRIBEs in ps.letGo, for the relay to send.
+func (pc *psConn) handleLocked(msg, out []byte, elems *[][]byte) []byte {
 	ps := pc.ps
 	if ps.closed {
 		return out
@@ -650,7 +721,8 @@ func (pc *psConn) handleLocked(msg, out []byte, elems *[][]byte, unsubs *[]letGo
 		if ps.shards[string(name)] {
 			out = append(out, msg...)
 		}
-	case string(kind) == "subscribe" || string(kind) == "ssubscribe" || string(kind) == "psubscribe":
+	case string(kind) == "subscribe" || string(kind) == "ssubscribe" || string(kind) == "psubscribe" ||
+		string(kind) == "unsubscribe" || string(kind) == "sunsubscribe" || string(kind) == "punsubscribe":
 		if len(pc.sent) == 0 {
 			return out // not asked for: nothing to do with it
 		}
@@ -658,17 +730,17 @@ func (pc *psConn) handleLocked(msg, out []byte, elems *[][]byte, unsubs *[]letGo
 		if sc.left--; sc.left <= 0 {
 			pc.sent[0] = nil
 			pc.sent = pc.sent[1:]
-			if sc.silent {
+			if sc.silent && isSubscribe(sc.kind) {
 				for _, n := range sc.names {
 					k := nameKey(sc.kind, n)
-					if old := sc.from[k]; old != nil && old != pc && ps.conns[old.pool] == old {
+					if old := sc.from[k]; old != nil && old != pc && ps.conns[old.pool] == old && old.names[k] {
 						delete(old.names, k)
-						*unsubs = append(*unsubs, letGo{old, sc.kind, n})
+						ps.letGo = append(ps.letGo, letGo{old, sc.kind, n})
 					}
 				}
 			}
 		}
-		if sc.silent {
+		if sc.silent || !isSubscribe(string(kind)) {
 			return out
 		}
 		if string(kind) == "psubscribe" {
@@ -680,17 +752,16 @@ func (pc *psConn) handleLocked(msg, out []byte, elems *[][]byte, unsubs *[]letGo
 		ps.setFor(string(kind))[string(name)] = true
 		out = ps.confirmLocked(out, string(kind), name)
 		ps.waitLeft--
-	default:
-		// unsubscribe confirmations were given already; pongs unused
 	}
 	return out
 }
 
-// refusedLocked handles a node's error: the answer to the oldest subscribe
-// command in flight on the connection (a node checks a command's every
-// name before it subscribes any: NOPERM). The client gets the error in
-// place of that command's confirmations; a move of resync's stays where it
-// was, to be tried again.
+// refusedLocked handles a node's error: the answer to the oldest command
+// in flight on the connection (a node checks a command's every name
+// before it subscribes any: NOPERM; a node without SUNSUBSCRIBE refuses
+// it). A client's SUBSCRIBE gets one error in place of the confirmations
+// still owed (completeLocked writes it); a move of resync's stays where it
+// was, and is tried again at the next pass.
 func (pc *psConn) refusedLocked(msg, out []byte) []byte {
 	ps := pc.ps
 	if len(pc.sent) == 0 {
@@ -700,16 +771,24 @@ func (pc *psConn) refusedLocked(msg, out []byte) []byte {
 	sc := pc.sent[0]
 	pc.sent[0] = nil
 	pc.sent = pc.sent[1:]
-	for _, n := range sc.names {
-		delete(pc.names, nameKey(sc.kind, n))
+	if !isSubscribe(sc.kind) {
+		ps.c.f.log.Debug("node refused an unsubscribe", "node", pc.pool.addr, "error", resp.ErrorText(msg))
+		return out
+	}
+	for _, k := range sc.added {
+		delete(pc.names, k)
 	}
 	if sc.silent {
 		ps.c.f.log.Debug("node refused a subscription being moved; trying again later", "node", pc.pool.addr, "error", resp.ErrorText(msg))
+		ps.c.f.resyncAgain.Store(true)
 		return out
 	}
+	if ps.waitErr == nil {
+		ps.waitErr = append([]byte(nil), msg...)
+	}
 	if sc.kind == "psubscribe" {
-		for _, n := range sc.names[len(sc.names)-sc.left:] {
-			ps.patternFailed[string(n)] = append([]byte(nil), msg...)
+		for _, n := range sc.names[max(0, len(sc.names)-sc.left):] {
+			ps.patternFailed[string(n)] = ps.waitErr
 			if ps.pendingPattern[string(n)]--; ps.pendingPattern[string(n)] <= 0 {
 				out = ps.finishPatternLocked(out, string(n))
 			}
@@ -717,7 +796,7 @@ func (pc *psConn) refusedLocked(msg, out []byte) []byte {
 		return out
 	}
 	ps.waitLeft -= sc.left
-	return append(out, msg...)
+	return out
 }
 
 // resync moves the client's subscriptions where the current ring places
@@ -737,7 +816,7 @@ func (ps *pubsub) resync() bool {
 		from  map[string]*psConn
 	}
 	subs := map[*nodePool][]*sub{}
-	var drop []letGo // copies on a wrong node beside one on the right node
+	var drop []letGo // copies of a name on nodes other than the one it moves from
 	add := func(pool *nodePool, kind string, name []byte, from *psConn) {
 		var s *sub
 		for _, x := range subs[pool] {
@@ -760,7 +839,7 @@ func (ps *pubsub) resync() bool {
 		ps.mu.Unlock()
 		return true
 	}
-	if ps.waiting != nil || len(ps.pendingPattern) > 0 {
+	if ps.waiting != nil || len(ps.pendingPattern) > 0 || len(ps.letGo) > 0 || ps.letGoSending > 0 {
 		ps.mu.Unlock()
 		return false
 	}
@@ -793,12 +872,12 @@ func (ps *pubsub) resync() bool {
 					wrong = pc
 				}
 			}
-			if right != nil {
-				for _, pc := range where[k] {
-					if pc != right {
-						drop = append(drop, letGo{pc, kind, []byte(name)})
-					}
+			for _, pc := range where[k] {
+				if pc != right && (right != nil || pc != wrong) {
+					drop = append(drop, letGo{pc, kind, []byte(name)})
 				}
+			}
+			if right != nil {
 				continue
 			}
 			if !n.Up() {
@@ -828,10 +907,9 @@ func (ps *pubsub) resync() bool {
 	for _, d := range drop {
 		delete(d.pc.names, nameKey(d.kind, d.name))
 	}
+	ps.letGo = append(ps.letGo, drop...)
 	ps.mu.Unlock()
-	for _, d := range drop {
-		_ = d.pc.write(resp.AppendCommand(nil, []byte(unsubscribeOf(d.kind)), d.name))
-	}
+	ps.flushLetGo()
 	moved := 0
 	for pool, list := range subs {
 		pc, err := ps.conn(pool)
@@ -841,7 +919,7 @@ func (ps *pubsub) resync() bool {
 			continue
 		}
 		for _, s := range list {
-			if err := pc.subscribe(s.kind, s.names, true, s.from); err != nil {
+			if err := pc.send(s.kind, s.names, true, s.from); err != nil {
 				done = false
 				continue
 			}

@@ -114,7 +114,7 @@ var unsupportedCommands = map[string]bool{
 	"replicaof": true, "slaveof": true, "failover": true, "swapdb": true, "move": true,
 	"module": true, "save": true, "bgsave": true, "bgrewriteaof": true, "slowlog": true,
 	"latency": true, "acl": true, "role": true, "waitaof": true,
-	"migrate": true, // the node would dial whatever host the client names
+	"migrate":     true, // the node would dial whatever host the client names
 	"client|kill": true, "client|pause": true, "client|unpause": true,
 	"client|tracking": true, "client|caching": true, "client|getredir": true,
 	"client|trackinginfo": true, "client|list": true, "client|unblock": true,
