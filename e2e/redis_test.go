@@ -3495,6 +3495,60 @@ func TestRedisSlowReaderStallsNoOne(t *testing.T) {
 	}
 }
 
+// TestRedisSlowSubscriberStallsNoOne: a RESP3 subscriber that does not
+// read its messages, and sends a command meanwhile, holds no other client
+// of the node: the node's shared reader, with the command's reply, found
+// the client's write lock held by the relay blocked on the full socket,
+// and waited for it (the 10 s write timeout).
+func TestRedisSlowSubscriberStallsNoOne(t *testing.T) {
+	nodes := harness.RedisNodes(t, 1)
+	e := newRedisEnv(t, nodes, envOpts{})
+	ctx := ctxT(t, time.Minute)
+	noErr(t, "SET other", e.client(2).Set(ctx, "other", "v", 0).Err())
+	slow := e.raw()
+	slow.do("HELLO", "3")
+	slow.do("SUBSCRIBE", "big")
+	pub := dialRaw(t, nodes[0].Addr)
+	msg := strings.Repeat("x", 1<<20)
+	for range 30 { // 30 MB of messages, far more than the sockets hold
+		pub.do("PUBLISH", "big", msg)
+	}
+	time.Sleep(300 * time.Millisecond)
+	slow.send(mbulk("GET", "other")) // its reply comes on the node's shared connection
+	time.Sleep(100 * time.Millisecond)
+
+	// a RESP3 client: RESP3 clients share the node connection the slow one uses
+	c := e.client(3, func(o *redis.Options) { o.ReadTimeout = 30 * time.Second })
+	var worst time.Duration
+	for i := range 10 {
+		start := time.Now()
+		if err := c.Get(ctx, "other").Err(); err != nil {
+			t.Fatalf("GET %d of another client: %v", i, err)
+		}
+		worst = max(worst, time.Since(start))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if worst > 5*time.Second {
+		t.Errorf("a subscriber not reading its messages held another client of the same node: worst GET %v", worst)
+	}
+	// the slow subscriber reads now: its messages, and the reply
+	n, got := 0, false
+	for !got {
+		r, err := slow.reply(30 * time.Second)
+		if err != nil {
+			t.Fatalf("the slow subscriber, after %d messages: %v", n, err)
+		}
+		switch {
+		case r == bulk("v"):
+			got = true
+		case strings.HasPrefix(r, ">3\r\n"):
+			n++
+		default:
+			t.Fatalf("the slow subscriber got %.80q", r)
+		}
+	}
+}
+
 // TestRedisHelpAndSelectInMulti: OBJECT HELP (keyless, unlike the other
 // OBJECT subcommands) is answered by a node, and SELECT 0 inside MULTI is
 // queued and run as Redis does, while another database is refused there

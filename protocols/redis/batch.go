@@ -125,6 +125,10 @@ func (c *client) writeQueued(mayBlock bool) {
 // counts as in flight until written, so a client's QUIT or a SUBSCRIBE
 // waiting for the queue waits for it.
 func (c *client) drainOut(h *batch) {
+	if c.outUnlocked {
+		c.outUnlocked = false
+		c.wmu.Lock()
+	}
 	c.flushOut(true)
 	c.qmu.Lock()
 	c.inflight--
@@ -136,8 +140,9 @@ func (c *client) drainOut(h *batch) {
 // next complete batch's replies join them in one write), then resets its
 // request objects into its spare list. Only the goroutine holding the
 // writing role runs it. It reports false when the socket did not take
-// everything without waiting (only when !mayBlock): the rest stays in
-// c.out, with wmu held, for drainOut.
+// everything without waiting, or wmu was taken (only when !mayBlock): the
+// rest stays in c.out, with wmu held (or c.outUnlocked set), for
+// drainOut.
 func (c *client) writeBatch(b *batch, flush, mayBlock bool) bool {
 	if c.out == nil {
 		c.outBox = outBufPool.Get().(*[]byte)
@@ -152,8 +157,18 @@ func (c *client) writeBatch(b *batch, flush, mayBlock bool) bool {
 	}
 	written := true
 	if flush && len(c.out) > 0 {
-		c.wmu.Lock()
-		written = c.flushOut(mayBlock)
+		switch {
+		case mayBlock:
+			c.wmu.Lock()
+			written = c.flushOut(true)
+		case c.wmu.TryLock():
+			written = c.flushOut(false)
+		default:
+			// A Pub/Sub relay is writing (to a client that may not be
+			// reading): the shared reader must not wait for it either.
+			c.outUnlocked = true
+			written = false
+		}
 	}
 	d := time.Since(b.start)
 	for _, r := range b.reqs {

@@ -87,6 +87,9 @@ type client struct {
 	ps       *pubsub
 
 	wmu sync.Mutex // guards writes to conn (Pub/Sub relays write too)
+	// outUnlocked: c.out waits for drainOut, which must take wmu first
+	// (writeBatch found it taken); only the writing role touches it.
+	outUnlocked bool
 
 	lastOut   atomic.Int64 // when replies were last written (UnixNano): idleness counts from there too
 	idleUntil time.Time    // when set, the next idle deadline (after a check found the client busy)
