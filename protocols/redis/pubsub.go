@@ -180,6 +180,12 @@ func (ps *pubsub) conn(pool *nodePool) (*psConn, error) {
 		conn.Close()
 		return nil, errClientGone
 	}
+	if other := ps.conns[pool]; other != nil { // dialled meanwhile (resync's predial)
+		ps.mu.Unlock()
+		pool.dropSub(pc)
+		conn.Close()
+		return other, nil
+	}
 	ps.conns[pool] = pc
 	ps.mu.Unlock()
 	ps.c.f.goBackground(pc.relay)
@@ -799,6 +805,45 @@ func (pc *psConn) refusedLocked(msg, out []byte) []byte {
 	return out
 }
 
+// predial dials, before resync takes ps.op, the connections a pass may
+// need, so that a client's SUBSCRIBE does not wait behind a dial to a node
+// that does not answer; it returns the nodes that could not be reached.
+func (ps *pubsub) predial() map[*nodePool]bool {
+	f := ps.c.f
+	need := map[*nodePool]bool{}
+	ps.mu.Lock()
+	if !ps.closed {
+		for _, kind := range []string{"subscribe", "ssubscribe"} {
+			for name := range ps.setFor(kind) {
+				if n, _ := f.cl.PickKey([]byte(name)); n != nil && n.Up() {
+					if pool := f.poolOf(n); ps.conns[pool] == nil {
+						need[pool] = true
+					}
+				}
+			}
+		}
+		if len(ps.patterns) > 0 {
+			for _, n := range f.cl.Nodes() {
+				if pool := f.poolOf(n); n.Up() && ps.conns[pool] == nil {
+					need[pool] = true
+				}
+			}
+		}
+	}
+	ps.mu.Unlock()
+	var failed map[*nodePool]bool
+	for pool := range need {
+		if _, err := ps.conn(pool); err != nil {
+			f.log.Debug("resubscribe: node unreachable; trying again", "node", pool.addr, "error", err)
+			if failed == nil {
+				failed = map[*nodePool]bool{}
+			}
+			failed[pool] = true
+		}
+	}
+	return failed
+}
+
 // resync moves the client's subscriptions where the current ring places
 // them: each channel and shard channel onto the node that owns it (a
 // SUBSCRIBE there; once the node confirmed it, an UNSUBSCRIBE where it
@@ -807,6 +852,7 @@ func (pc *psConn) refusedLocked(msg, out []byte) []byte {
 // something is left for the next pass: a node could not be reached, or a
 // SUBSCRIBE of the client's was still waiting for its confirmations.
 func (ps *pubsub) resync() bool {
+	unreachable := ps.predial()
 	ps.op.Lock()
 	defer ps.op.Unlock()
 	f := ps.c.f
@@ -912,6 +958,10 @@ func (ps *pubsub) resync() bool {
 	ps.flushLetGo()
 	moved := 0
 	for pool, list := range subs {
+		if unreachable[pool] {
+			done = false
+			continue
+		}
 		pc, err := ps.conn(pool)
 		if err != nil {
 			f.log.Debug("resubscribe: node unreachable; trying again", "node", pool.addr, "error", err)
