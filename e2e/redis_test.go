@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -918,6 +919,20 @@ func testKeyspace(t *testing.T, e *redisEnv, ctx context.Context) {
 	got, _ := strconv.ParseInt(field(info, "connected_clients"), 10, 64)
 	if got < clients-3 || got > clients+3 { // the nodes' clients summed (give or take probes)
 		t.Errorf("INFO connected_clients %d, the nodes' sum is %d", got, clients)
+	}
+	// used_memory summed, and used_memory_human says the sum; the host's
+	// total_system_memory not summed
+	mem, err := c.Info(ctx, "memory").Result()
+	noErr(t, "INFO memory", err)
+	used, _ := strconv.ParseUint(field(mem, "used_memory"), 10, 64)
+	if human := field(mem, "used_memory_human"); used == 0 || human == "" || !strings.HasSuffix(human, "M") && !strings.HasSuffix(human, "K") {
+		t.Errorf("INFO memory: used_memory %d, used_memory_human %q", used, human)
+	} else if h, _ := strconv.ParseFloat(human[:len(human)-1], 64); strings.HasSuffix(human, "M") && math.Abs(h*(1<<20)-float64(used)) > 0.01*(1<<20) {
+		t.Errorf("INFO memory: used_memory_human %s is not used_memory %d", human, used)
+	}
+	node0mem, _ := e.direct[0].Info(ctx, "memory").Result()
+	if got, want := field(mem, "total_system_memory"), field(node0mem, "total_system_memory"); got != want {
+		t.Errorf("INFO total_system_memory %s, a node's is %s (the host's: not a sum)", got, want)
 	}
 	// INFO commandstats: each command's calls summed over the nodes
 	cs, err := c.Info(ctx, "commandstats").Result()

@@ -48,6 +48,8 @@ var nonAdditive = map[string]bool{
 	"loading": true, "async_loading": true, "rdb_bgsave_in_progress": true,
 	"aof_rewrite_in_progress": true, "aof_rewrite_scheduled": true,
 	"master_failover_state": true, "mem_not_counted_for_evict": false,
+	// the host's, not the node's: nodes on one host would count it twice
+	"total_system_memory": true,
 }
 
 func additive(key string) bool {
@@ -122,8 +124,8 @@ func mergeInfo(c *client, r *request) {
 			b.WriteString("\r\n")
 		}
 		b.WriteString("# " + sec.name + "\r\n")
-		for _, f := range sec.fields {
-			b.WriteString(f.key + ":" + mergeValue(sec.name, f) + "\r\n")
+		for i, v := range mergeSection(sec) {
+			b.WriteString(sec.fields[i].key + ":" + v + "\r\n")
 		}
 	}
 	if r.aux == 1 {
@@ -133,6 +135,29 @@ func mergeInfo(c *client, r *request) {
 		b.WriteString(c.f.ambassadorInfo())
 	}
 	c.out = resp.AppendVerbatim(c.out, b.String(), int(r.proto))
+}
+
+// mergeSection merges a section's fields (in order): each by mergeValue,
+// and each X_human (X in K/M/G) from the merged X, not the first node's.
+func mergeSection(sec *infoSection) []string {
+	vals := make([]string, len(sec.fields))
+	for i, f := range sec.fields {
+		vals[i] = mergeValue(sec.name, f)
+	}
+	for i, f := range sec.fields {
+		if base, ok := strings.CutSuffix(f.key, "_human"); ok {
+			if bf := sec.index[base]; bf != nil {
+				for j, g := range sec.fields {
+					if g == bf {
+						if n, err := strconv.ParseUint(vals[j], 10, 64); err == nil {
+							vals[i] = bytesToHuman(n)
+						}
+					}
+				}
+			}
+		}
+	}
+	return vals
 }
 
 // mergeValue sums a field across the nodes that have it when each has a
@@ -255,4 +280,23 @@ func (f *Frontend) ambassadorInfo() string {
 		fmt.Fprintf(&b, "node%d:addr=%s,state=%s,weight=%d\r\n", i, n.Addr(), state, n.Spec().Weight)
 	}
 	return b.String()
+}
+
+// bytesToHuman writes n bytes as Redis's INFO does (1.65M).
+func bytesToHuman(n uint64) string {
+	const k = 1024
+	units := []struct {
+		limit float64
+		unit  string
+	}{{k * k, "K"}, {k * k * k, "M"}, {k * k * k * k, "G"}, {k * k * k * k * k, "T"}, {k * k * k * k * k * k, "P"}}
+	if n < k {
+		return strconv.FormatUint(n, 10) + "B"
+	}
+	d := float64(n)
+	for _, u := range units {
+		if d < u.limit {
+			return strconv.FormatFloat(d/(u.limit/k), 'f', 2, 64) + u.unit
+		}
+	}
+	return strconv.FormatUint(n, 10) + "B"
 }

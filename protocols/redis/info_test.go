@@ -66,6 +66,28 @@ func TestMergeInfo(t *testing.T) {
 	}
 }
 
+// TestMergeInfoHuman: X_human fields follow the merged X (they showed the
+// first node's next to a sum), and the host's total memory is not summed.
+func TestMergeInfoHuman(t *testing.T) {
+	n0 := "# Memory\r\nused_memory:1000000\r\nused_memory_human:976.56K\r\ntotal_system_memory:25000000000\r\ntotal_system_memory_human:23.28G\r\nmaxmemory_policy:noeviction\r\n"
+	n1 := "# Memory\r\nused_memory:730000\r\nused_memory_human:712.89K\r\ntotal_system_memory:25000000000\r\ntotal_system_memory_human:23.28G\r\nmaxmemory_policy:noeviction\r\n"
+	var sections []*infoSection
+	byName := map[string]*infoSection{}
+	for i, text := range []string{n0, n1} {
+		parseInfo([]byte(text), &sections, byName, i, 2)
+	}
+	got := mergeSection(byName["Memory"])
+	want := []string{"1730000", "1.65M", "25000000000", "23.28G", "noeviction"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("merged Memory %q, want %q", got, want)
+	}
+	for n, w := range map[uint64]string{0: "0B", 1023: "1023B", 1024: "1.00K", 1536: "1.50K", 1 << 20: "1.00M", 5 << 30: "5.00G", 3 << 40: "3.00T", 2 << 50: "2.00P"} {
+		if got := bytesToHuman(n); got != w {
+			t.Errorf("bytesToHuman(%d) = %q, want %q", n, got, w)
+		}
+	}
+}
+
 func TestAdditive(t *testing.T) {
 	for key, want := range map[string]bool{
 		"connected_clients": true, "keyspace_hits": true, "total_net_input_bytes": true, "used_memory": true,
