@@ -3451,3 +3451,102 @@ func TestKafkaLargeNonProduceRefused(t *testing.T) {
 		t.Errorf("another client: %v", kerr.ErrorForCode(resp.ErrorCode))
 	}
 }
+
+// TestKafkaCoordinatorMovedRetried: after group coordinators move, a
+// request for a group whose coordinator the ambassador had cached is sent
+// again to the new coordinator, not answered NOT_COORDINATOR (KafkaJS asks
+// FindCoordinator before each commit and fails on it: fetchOffsets threw,
+// transactions had to abort); and two commits pipelined across the move
+// reach the coordinator in the client's order.
+func TestKafkaCoordinatorMovedRetried(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("moved", 1)
+	commitReq := func(group string, at int64) *kmsg.OffsetCommitRequest {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version = 8
+		req.Group = group
+		req.Generation = -1
+		rt := kmsg.NewOffsetCommitRequestTopic()
+		rt.Topic = "moved"
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, at
+		rt.Partitions = []kmsg.OffsetCommitRequestTopicPartition{rp}
+		req.Topics = []kmsg.OffsetCommitRequestTopic{rt}
+		return req
+	}
+	fetch := func(group string) (int64, int16) {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version = 7
+		req.Group = group
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic = "moved"
+		rt.Partitions = []int32{0}
+		req.Topics = []kmsg.OffsetFetchRequestTopic{rt}
+		resp := raw(t, e.addr, req).(*kmsg.OffsetFetchResponse)
+		if resp.ErrorCode != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			return -1, resp.ErrorCode
+		}
+		p := resp.Topics[0].Partitions[0]
+		return p.Offset, p.ErrorCode
+	}
+	var groups []string
+	for i := range 12 {
+		g := "moved-" + strconv.Itoa(i)
+		groups = append(groups, g)
+		resp := raw(t, e.addr, commitReq(g, int64(i+1))).(*kmsg.OffsetCommitResponse)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("commit %s: %v", g, kerr.ErrorForCode(code))
+		}
+	}
+	before := map[string]int32{}
+	for _, g := range groups {
+		before[g] = e.fake.CoordinatorFor(g)
+	}
+	e.fake.RehashCoordinators()
+	moved := 0
+	for i, g := range groups {
+		if e.fake.CoordinatorFor(g) != before[g] {
+			moved++
+		}
+		if at, code := fetch(g); code != 0 || at != int64(i+1) {
+			t.Errorf("OffsetFetch %s after the coordinators moved: offset %d, %v; want %d", g, at, kerr.ErrorForCode(code), i+1)
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no coordinator of 12 moved: the test tests nothing")
+	}
+
+	// two commits on one connection, the coordinators moving before them
+	for round := range 5 {
+		g := groups[round]
+		e.fake.RehashCoordinators()
+		conn, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
+		noErr(t, "dial", err)
+		id := "e2e-order"
+		first, second := int64(100+10*round), int64(105+10*round)
+		var b []byte
+		b = wire.AppendRequest(b, 1, &id, commitReq(g, first))
+		b = wire.AppendRequest(b, 2, &id, commitReq(g, second))
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		for want := int32(1); want <= 2; want++ {
+			frame, err := wire.ReadFrame(br, 1<<20, nil)
+			noErr(t, "read a response", err)
+			if corr, _ := wire.ResponseCorrelation(frame); corr != want {
+				t.Fatalf("response correlation %d, want %d", corr, want)
+			}
+			resp, err := wire.DecodeResponse(int16(kmsg.OffsetCommit), 8, frame)
+			noErr(t, "decode a response", err)
+			if code := resp.(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+				t.Errorf("round %d: commit %d: %v", round, want, kerr.ErrorForCode(code))
+			}
+		}
+		conn.Close()
+		if at, code := fetch(g); code != 0 || at != second {
+			t.Errorf("round %d: after commits of %d then %d: offset %d, %v", round, first, second, at, kerr.ErrorForCode(code))
+		}
+	}
+}

@@ -141,6 +141,12 @@ type clientConn struct {
 
 	fetch fetchState
 	wg    sync.WaitGroup // request goroutines (metadata, coordinator look-ups)
+
+	// coordinator requests retried after their coordinator moved, and
+	// those that came after them, run in order (see toCoordinator)
+	rmu      sync.Mutex
+	retryQ   []func()
+	retrying bool
 	bwg   sync.WaitGroup // backend connections' reader and writer goroutines
 
 	queued atomic.Int64  // bytes of requests waiting for backend writers

@@ -22,15 +22,45 @@ func coordinatorMoved(code int16) bool {
 // transactional id (typ 1) to that key's real coordinator, found by the
 // ambassador's own FindCoordinator (cached; a miss asks the backend before
 // the connection's next request is read, so requests still reach brokers
-// in order). NOT_COORDINATOR in the answer drops the cached coordinator;
-// the client, told it, asks the ambassador again.
+// in order).
+//
+// NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE in the answer (the
+// coordinator moved since it was cached) drops the cached coordinator and
+// sends the request once more, to the coordinator the backend names now:
+// the broker did not act on it, and a client that asked FindCoordinator
+// just before (KafkaJS does before each commit) does not expect to be
+// told its coordinator is wrong. The retries, and the client's coordinator
+// requests that come while any is pending, run one after another in
+// order, so that two commits still reach the coordinator in the order the
+// client sent them.
 func (c *clientConn) toCoordinator(r *request, typ int8, key string) {
+	c.rmu.Lock()
+	if c.retrying {
+		c.retryQ = append(c.retryQ, func() { c.sendToCoordinator(r, typ, key, true) })
+		c.rmu.Unlock()
+		return
+	}
+	c.rmu.Unlock()
+	c.sendToCoordinator(r, typ, key, true)
+}
+
+func (c *clientConn) sendToCoordinator(r *request, typ int8, key string, retry bool) {
 	id, code := c.f.be.coordinator(c.ctx, typ, key)
 	if code != 0 {
 		r.respondError(code)
 		return
 	}
-	c.forward(r, id, kerr.NotCoordinator.Code, func(resp kmsg.Response) {
+	if id < 0 {
+		c.f.m.errorf(r.h.Key, "routing")
+		r.respondError(kerr.NotCoordinator.Code)
+		return
+	}
+	c.send(id, laneMain, r.h.ClientID, r.req, r.hold, func(resp kmsg.Response, err error) {
+		if err != nil {
+			c.f.m.errorf(r.h.Key, "backend")
+			r.respondError(kerr.NotCoordinator.Code)
+			return
+		}
 		moved := false
 		var first int16
 		errorCodes(resp, func(code int16) {
@@ -40,10 +70,45 @@ func (c *clientConn) toCoordinator(r *request, typ int8, key string) {
 			}
 		})
 		if c.log.Enabled(c.ctx, slog.LevelDebug) {
-			c.log.Debug("coordinator request", "api", apiName(r.h.Key), "key", key, "broker", id, "error", kerr.ErrorForCode(first))
+			c.log.Debug("coordinator request", "api", apiName(r.h.Key), "key", key, "broker", id, "error", kerr.ErrorForCode(first), "retry", retry)
 		}
 		if moved {
 			c.f.be.forgetCoordinator(typ, key)
+			if retry {
+				c.inOrder(func() { c.sendToCoordinator(r, typ, key, false) })
+				return
+			}
+		}
+		r.respond(resp)
+	})
+}
+
+// inOrder runs fn after the functions queued before it, on a goroutine
+// of the client's (a coordinator look-up may wait on the backend; the
+// broker connection's reader that called must not).
+func (c *clientConn) inOrder(fn func()) {
+	c.rmu.Lock()
+	c.retryQ = append(c.retryQ, fn)
+	if c.retrying {
+		c.rmu.Unlock()
+		return
+	}
+	c.retrying = true
+	c.rmu.Unlock()
+	c.async(func() {
+		for {
+			c.rmu.Lock()
+			if len(c.retryQ) == 0 {
+				c.retrying = false
+				c.retryQ = nil
+				c.rmu.Unlock()
+				return
+			}
+			next := c.retryQ[0]
+			c.retryQ[0] = nil
+			c.retryQ = c.retryQ[1:]
+			c.rmu.Unlock()
+			next()
 		}
 	})
 }
