@@ -4190,6 +4190,30 @@ func TestRedisSubscriptionsFollowTheRing(t *testing.T) {
 	if got := psub.mustReply(); got != "*4\r\n"+bulk("pmessage")+bulk("pd:*")+bulk(up0)+bulk("x") {
 		t.Errorf("the pattern subscriber got %q", got)
 	}
+	// SUBSCRIBE of channels of both nodes (a client subscribing them all
+	// again, as ioredis does after a node failed): both confirmed; the up
+	// node's works at once, the down node's once it is back
+	csub := pd.raw()
+	chUp, chDown := pd.keyOn(0, "pdc:"), pd.keyOn(1, "pdc:")
+	csub.send(mbulk("SUBSCRIBE", chUp, chDown))
+	confirmed := map[string]bool{}
+	for i := range 2 {
+		got := csub.mustReply()
+		for _, ch := range []string{chUp, chDown} {
+			if got == "*3\r\n"+bulk("subscribe")+bulk(ch)+":"+strconv.Itoa(i+1)+"\r\n" {
+				confirmed[ch] = true
+			}
+		}
+		if len(confirmed) != i+1 {
+			t.Errorf("SUBSCRIBE with one channel's node down: confirmation %d %q (counts must rise 1, 2)", i, got)
+		}
+	}
+	if got := ppub.do("PUBLISH", chUp, "now"); got != ":1\r\n" {
+		t.Errorf("PUBLISH on the up node's channel reached %q", got)
+	}
+	if got := csub.mustReply(); got != mbulk("message", chUp, "now") {
+		t.Errorf("the subscriber got %q", got)
+	}
 	noErr(t, "restart", pdNodes[1].Restart())
 	eventually(t, 5*time.Second, "the pattern subscribed on the node that is back", func() bool {
 		out, err := pdNodes[1].Do("PUBSUB", "NUMPAT")
@@ -4200,6 +4224,12 @@ func TestRedisSubscriptionsFollowTheRing(t *testing.T) {
 	}
 	if got := psub.mustReply(); got != "*4\r\n"+bulk("pmessage")+bulk("pd:*")+bulk(on1)+bulk("y") {
 		t.Errorf("the pattern subscriber got %q", got)
+	}
+	eventually(t, 5*time.Second, "the down node's channel subscribed once it is back", func() bool {
+		return ppub.do("PUBLISH", chDown, "later") == ":1\r\n"
+	})
+	if got := csub.mustReply(); got != mbulk("message", chDown, "later") {
+		t.Errorf("the subscriber got %q", got)
 	}
 }
 

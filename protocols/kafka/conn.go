@@ -147,7 +147,7 @@ type clientConn struct {
 	rmu      sync.Mutex
 	retryQ   []func()
 	retrying bool
-	bwg   sync.WaitGroup // backend connections' reader and writer goroutines
+	bwg      sync.WaitGroup // backend connections' reader and writer goroutines
 
 	queued atomic.Int64  // bytes of requests waiting for backend writers
 	relief chan struct{} // cap 1: queued went down

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -255,6 +256,8 @@ func (ps *pubsub) flushLetGo() {
 	ps.mu.Unlock()
 }
 
+var errNodeDown = errors.New("node down")
+
 // hSubscribe runs SUBSCRIBE, SSUBSCRIBE and PSUBSCRIBE.
 func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	if c.deferUnlessFirst(start) {
@@ -278,6 +281,7 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	type part struct {
 		pool  *nodePool
 		names [][]byte
+		down  bool
 	}
 	var parts []part
 	expect := len(names)
@@ -317,17 +321,23 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		ps.mu.Unlock()
 	} else {
 		for _, ch := range names {
-			pool, err := c.pickKey(ch)
-			if err != nil {
+			// A channel whose node is down (no auto-eject) is confirmed and
+			// subscribed there once the node is back, as a pattern is:
+			// nothing is published there meanwhile, and a client that
+			// subscribes all its channels again after a node failed (as
+			// ioredis does) must not be refused them all for one.
+			n, err := c.f.cl.PickKey(ch)
+			if n == nil {
 				c.localError(replyFor(err))
 				return
 			}
+			pool := c.f.poolOf(n)
 			j := 0
 			for j < len(parts) && parts[j].pool != pool {
 				j++
 			}
 			if j == len(parts) {
-				parts = append(parts, part{pool: pool})
+				parts = append(parts, part{pool: pool, down: err != nil})
 			}
 			parts[j].names = append(parts[j].names, ch)
 		}
@@ -343,9 +353,12 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 	c.extra++
 	c.outstanding.Add(1)
 	for _, p := range parts {
-		pc, err := ps.conn(p.pool)
-		if err == nil {
-			err = pc.send(kind, p.names, false, nil)
+		err := errNodeDown
+		if !p.down {
+			var pc *psConn
+			if pc, err = ps.conn(p.pool); err == nil {
+				err = pc.send(kind, p.names, false, nil)
+			}
 		}
 		if err == nil {
 			continue
@@ -355,6 +368,9 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		// and resync subscribes there once it can be reached.
 		c.f.log.Debug("subscription deferred: node unreachable", "node", p.pool.addr, "error", err)
 		c.f.kickResync()
+		// Written now, as the relays write theirs (under wmu, counted
+		// under ps.mu), so that the counts rise in the order written.
+		c.wmu.Lock()
 		ps.mu.Lock()
 		var out []byte
 		if kind == "psubscribe" {
@@ -374,10 +390,18 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 		if ps.waiting == r {
 			out, done = ps.completeLocked(out)
 		}
-		r.reply = append(r.reply, out...)
 		ps.mu.Unlock()
+		var werr error
+		if len(out) > 0 {
+			_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
+			_, werr = c.conn.Write(out)
+		}
+		c.wmu.Unlock()
 		if done {
 			c.finish()
+		}
+		if werr != nil {
+			c.closeAsync()
 		}
 	}
 	ps.flushLetGo()
