@@ -4563,3 +4563,37 @@ func TestRedisPubSubOldNodes(t *testing.T) {
 		r.do("SSUBSCRIBE", "s")
 	}
 }
+
+// TestRedisBusyNodeStaysUp: a node running a long script answers -BUSY to
+// the probes; it stays up (it was marked down: its keys failed as
+// unavailable, with auto-eject they moved, and SCRIPT KILL could not reach
+// it), and SCRIPT KILL through the ambassador stops the script at once (it
+// went on the shared connection, behind the script it was to kill). Other
+// commands for the node's keys on the shared connection wait for the
+// script, as the commands of one connection do on Redis.
+func TestRedisBusyNodeStaysUp(t *testing.T) {
+	nodes := harness.RedisNodes(t, 2, "--busy-reply-threshold", "100")
+	e := newRedisEnv(t, nodes, envOpts{env: map[string]string{"HEALTH_CHECK_INTERVAL": "200ms", "REDIS_REQUEST_TIMEOUT": "10s"}})
+	k := e.keyOn(0, "busy")
+	r := e.raw()
+	r.do("SET", k, "v")
+	script := e.raw()
+	script.send(mbulk("EVAL", "local i = 0 while true do i = i + 1 end", "1", k))
+	time.Sleep(1500 * time.Millisecond) // many probe intervals
+	if st := e.nodeStates()[e.addrs[0]].State; st != "up" {
+		t.Errorf("the node running a long script is %s, want up", st)
+	}
+	began := time.Now()
+	if got := r.do("SCRIPT", "KILL"); got != "+OK\r\n" {
+		t.Errorf("SCRIPT KILL through the ambassador: %q", got)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("SCRIPT KILL took %v", took)
+	}
+	if got := script.mustReply(); !strings.Contains(got, "killed") {
+		t.Errorf("the script's client got %q", got)
+	}
+	if got := r.do("GET", k); got != bulk("v") {
+		t.Errorf("GET once the script was killed: %q", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -138,7 +139,16 @@ func ProbeCurrent(cur func() *config.Config) health.ProbeFunc {
 		}
 		if resp.IsError(reply) {
 			msg := resp.ErrorText(reply)
-			// A loading or busy node answers but cannot serve.
+			if strings.HasPrefix(msg, "BUSY") {
+				// A node running a long script is up: its clients get
+				// -BUSY from it, as directly, and SCRIPT KILL / FUNCTION
+				// KILL must reach it. Marked down, its keys failed with
+				// "unavailable" until the next probes after the script
+				// (with auto-eject, moved to other nodes meanwhile), and
+				// the script could not be killed through the ambassador.
+				return nil
+			}
+			// A loading node answers but cannot serve.
 			return fmt.Errorf("PING: %s", msg)
 		}
 		// A Redis Cluster node answers, but not for the ring's keys (the

@@ -273,7 +273,36 @@ func hAllConcat(c *client, _ *route, cmd resp.Command, start int) { c.fanout(cmd
 func hAllSum(c *client, _ *route, cmd resp.Command, start int)    { c.fanout(cmd, start, mergeSum) }
 func hAllOK(c *client, _ *route, cmd resp.Command, start int)     { c.fanout(cmd, start, mergeOK) }
 func hAllSame(c *client, _ *route, cmd resp.Command, start int)   { c.fanout(cmd, start, mergeOK) }
-func hAllAnyOK(c *client, _ *route, cmd resp.Command, start int)  { c.fanout(cmd, start, mergeAnyOK) }
+
+// hAllKill runs SCRIPT KILL and FUNCTION KILL on every node that is up,
+// over the client's own connections: a node runs nothing else of the
+// connection that sent a running script until it ends, and that may be
+// the shared connection, so a kill sent there would wait behind what it
+// is meant to stop; on another connection the node takes it at once.
+func hAllKill(c *client, _ *route, cmd resp.Command, start int) {
+	if c.deferUnlessFirst(start) {
+		return
+	}
+	raw := cmd.Raw
+	if raw == nil {
+		raw = c.encode(cmd.Args)
+	}
+	parent := c.addReq()
+	parent.merge = mergeAnyOK
+	for _, n := range c.f.cl.Nodes() {
+		if n.Up() {
+			sub := c.newReq()
+			parent.subs = append(parent.subs, sub)
+			c.forwardBytes(c.blocker(c.f.poolOf(n)), sub, raw)
+		}
+	}
+	if len(parent.subs) == 0 {
+		parent.merge = nil
+		parent.reply = resp.AppendError(parent.reply[:0], "ERR no backend node is available")
+		return
+	}
+	c.barrier, c.sync = true, true
+}
 func hRandomKey(c *client, _ *route, cmd resp.Command, start int) { c.fanout(cmd, start, mergeRandom) }
 func hScriptExists(c *client, _ *route, cmd resp.Command, start int) {
 	c.fanout(cmd, start, mergeAndInts)
