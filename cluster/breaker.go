@@ -6,8 +6,16 @@ import (
 )
 
 // breaker is a per-node circuit breaker: closed until threshold
-// consecutive failures, then open for openFor, then half-open: one trial
-// request; its success closes the breaker, its failure opens it again.
+// consecutive failures, then open for openFor, then half-open: a trial;
+// its success closes the breaker, its failure opens it again.
+//
+// The trial is a short window (trialWindow) in which the node is admitted,
+// not a single caller: one command may look up several keys of the node
+// (MGET, a transaction), and refusing all but the first lookup refused the
+// command, while the trial it had claimed was never sent and never
+// answered, leaving the node refused for good. A trial that gets no answer
+// (nothing was sent after all) lapses after openFor, and the next
+// admission opens a new window.
 type breaker struct {
 	enabled   bool
 	threshold int32
@@ -15,8 +23,11 @@ type breaker struct {
 
 	fails     atomic.Int32
 	openUntil atomic.Int64 // unix ns; 0 = closed
-	trial     atomic.Bool  // a half-open trial is in flight
+	trialAt   atomic.Int64 // unix ns when the current half-open trial began; 0 = none
 }
+
+// trialWindow is how long a half-open trial admits requests.
+const trialWindow = int64(20 * time.Millisecond)
 
 func (b *breaker) init(enabled bool, threshold int, openFor time.Duration) {
 	b.enabled = enabled
@@ -25,21 +36,8 @@ func (b *breaker) init(enabled bool, threshold int, openFor time.Duration) {
 }
 
 // mayTry reports whether a request could go to the node now (no state
-// change): closed, or open with its timeout passed and no trial in flight.
+// change): closed, or half-open with no trial waiting for its answer.
 func (b *breaker) mayTry(now int64) bool {
-	if !b.enabled {
-		return true
-	}
-	until := b.openUntil.Load()
-	if until == 0 {
-		return true
-	}
-	return now >= until && !b.trial.Load()
-}
-
-// admit is called for the node chosen: in half-open state only one caller
-// wins the trial.
-func (b *breaker) admit(now int64) bool {
 	if !b.enabled {
 		return true
 	}
@@ -50,7 +48,37 @@ func (b *breaker) admit(now int64) bool {
 	if now < until {
 		return false
 	}
-	return b.trial.CompareAndSwap(false, true)
+	t := b.trialAt.Load()
+	return t == 0 || now < t+trialWindow || now >= t+b.openFor
+}
+
+// admit is called for the node chosen: in half-open state it opens a trial
+// window, or admits within the current one. window is trialWindow for a
+// key's lookup, 0 for a keyless pick (one request each: the trial is that
+// one request).
+func (b *breaker) admit(now, window int64) bool {
+	if !b.enabled {
+		return true
+	}
+	until := b.openUntil.Load()
+	if until == 0 {
+		return true
+	}
+	if now < until {
+		return false
+	}
+	for {
+		t := b.trialAt.Load()
+		if t != 0 && now < t+window {
+			return true
+		}
+		if t != 0 && now < t+b.openFor {
+			return false // a trial is waiting for its answer
+		}
+		if b.trialAt.CompareAndSwap(t, now) {
+			return true
+		}
+	}
 }
 
 func (b *breaker) success() {
@@ -62,7 +90,7 @@ func (b *breaker) success() {
 	}
 	if b.openUntil.Load() != 0 {
 		b.openUntil.Store(0)
-		b.trial.Store(false)
+		b.trialAt.Store(0)
 	}
 }
 
@@ -70,14 +98,15 @@ func (b *breaker) failure(now int64) {
 	if !b.enabled {
 		return
 	}
-	if b.trial.Load() {
-		// the half-open trial failed: open again
-		b.openUntil.Store(now + b.openFor)
-		b.trial.Store(false)
-		return
+	if until := b.openUntil.Load(); until != 0 {
+		if now >= until {
+			// a half-open trial failed: open again
+			b.openUntil.Store(now + b.openFor)
+			b.trialAt.Store(0)
+		}
+		return // open: failures of requests sent before it opened
 	}
-	if b.fails.Add(1) >= b.threshold && b.openUntil.Load() == 0 {
-		b.openUntil.Store(now + b.openFor)
+	if b.fails.Add(1) >= b.threshold && b.openUntil.CompareAndSwap(0, now+b.openFor) {
 		b.fails.Store(0)
 	}
 }

@@ -143,7 +143,7 @@ func (c *Cluster) Update(specs []NodeSpec) error {
 	byAddr := map[string]*Node{}
 	if old != nil {
 		for _, n := range old.nodes {
-			byAddr[n.spec.Addr] = n
+			byAddr[n.sp().Addr] = n
 		}
 	}
 	seen := map[string]bool{}
@@ -158,13 +158,17 @@ func (c *Cluster) Update(specs []NodeSpec) error {
 		}
 		seen[s.Addr] = true
 		n := byAddr[s.Addr]
-		if n == nil || n.spec != s {
-			nn := &Node{spec: s}
-			nn.breaker.init(c.opts.Breaker.Enabled, c.opts.Breaker.FailureThreshold, c.opts.Breaker.OpenTimeout)
-			if n != nil { // same address, new weight/region/name: keep data
-				nn.data.Store(n.data.Load())
-			}
-			n = nn
+		if n == nil {
+			n = &Node{}
+			sp := s
+			n.spec.Store(&sp)
+			n.breaker.init(c.opts.Breaker.Enabled, c.opts.Breaker.FailureThreshold, c.opts.Breaker.OpenTimeout)
+		} else if *n.sp() != s {
+			// Same address, new weight, region or name: the same node, so
+			// that its frontend data (which points back at it), breaker,
+			// counters and latency carry over.
+			sp := s
+			n.spec.Store(&sp)
 		}
 		nodes = append(nodes, n)
 		ringNodes = append(ringNodes, hashring.Node{Name: s.ringName(), Weight: s.Weight})
@@ -175,7 +179,7 @@ func (c *Cluster) Update(specs []NodeSpec) error {
 	}
 	addrs := make([]string, len(nodes))
 	for i, n := range nodes {
-		addrs[i] = n.spec.Addr
+		addrs[i] = n.sp().Addr
 	}
 	targets := c.checker.SetTargets(addrs)
 	for i, n := range nodes {
@@ -194,12 +198,12 @@ func (c *Cluster) Update(specs []NodeSpec) error {
 	var added, removed []*Node
 	if old != nil {
 		for _, n := range old.nodes {
-			if !seen[n.spec.Addr] {
+			if !seen[n.sp().Addr] {
 				removed = append(removed, n)
 			}
 		}
 		for _, n := range nodes {
-			if byAddr[n.spec.Addr] == nil {
+			if byAddr[n.sp().Addr] == nil {
 				added = append(added, n)
 			}
 		}
@@ -230,7 +234,7 @@ func buildTiers(nodes []*Node, prefs []string) []tier {
 	for _, region := range prefs {
 		var in []*Node
 		for _, n := range nodes {
-			if n.spec.Region == region && !used[n] {
+			if n.sp().Region == region && !used[n] {
 				in = append(in, n)
 				used[n] = true
 			}
@@ -256,12 +260,12 @@ func buildTiers(nodes []*Node, prefs []string) []tier {
 func weightedSeq(nodes []*Node) []*Node {
 	g := 0
 	for _, n := range nodes {
-		g = gcd(g, n.spec.Weight)
+		g = gcd(g, n.sp().Weight)
 	}
 	total := 0
 	w := make([]int, len(nodes))
 	for i, n := range nodes {
-		w[i] = n.spec.Weight / g
+		w[i] = n.sp().Weight / g
 		total += w[i]
 	}
 	const maxSeq = 4096
@@ -312,7 +316,7 @@ func (c *Cluster) rebuildLiveLocked() {
 	for _, n := range st.nodes {
 		if n.health.Up() {
 			up = append(up, n)
-			rn = append(rn, hashring.Node{Name: n.spec.ringName(), Weight: n.spec.Weight})
+			rn = append(rn, hashring.Node{Name: n.sp().ringName(), Weight: n.sp().Weight})
 		}
 	}
 	r, err := hashring.New(rn, c.opts.Ring)
@@ -376,10 +380,10 @@ func (c *Cluster) PickKey(key []byte) (*Node, error) {
 		if err := n.health.LastError(); err != nil {
 			reason += ": " + err.Error() // why, for the client's error reply
 		}
-		return n, &UnavailableError{Addr: n.spec.Addr, Reason: reason}
+		return n, &UnavailableError{Addr: n.sp().Addr, Reason: reason}
 	}
-	if n.breaker.enabled && !n.breaker.admit(time.Now().UnixNano()) {
-		return n, &UnavailableError{Addr: n.spec.Addr, Reason: "circuit breaker open"}
+	if n.breaker.enabled && !n.breaker.admit(time.Now().UnixNano(), trialWindow) {
+		return n, &UnavailableError{Addr: n.sp().Addr, Reason: "circuit breaker open"}
 	}
 	return n, nil
 }
@@ -400,11 +404,11 @@ func (c *Cluster) Pick() (*Node, error) {
 func (c *Cluster) pickIn(t *tier, now int64) *Node {
 	switch c.opts.Policy {
 	case LeastConnections:
-		if n := leastLoaded(t.nodes, now, t.rr.Add(1)); n != nil && n.breaker.admit(now) {
+		if n := leastLoaded(t.nodes, now, t.rr.Add(1)); n != nil && n.breaker.admit(now, 0) {
 			return n
 		}
 	case LatencyBased:
-		if n := powerOfTwo(t.nodes, now); n != nil && n.breaker.admit(now) {
+		if n := powerOfTwo(t.nodes, now); n != nil && n.breaker.admit(now, 0) {
 			return n
 		}
 	}
@@ -416,7 +420,7 @@ func (c *Cluster) pickIn(t *tier, now int64) *Node {
 	l := uint64(len(seq))
 	for range l {
 		n := seq[t.rr.Add(1)%l]
-		if n.eligible(now) && n.breaker.admit(now) {
+		if n.eligible(now) && n.breaker.admit(now, 0) {
 			return n
 		}
 	}
@@ -434,7 +438,7 @@ func leastLoaded(nodes []*Node, now int64, start uint64) *Node {
 		if !n.eligible(now) {
 			continue
 		}
-		score := float64(n.active.Load()) / float64(n.spec.Weight)
+		score := float64(n.active.Load()) / float64(n.sp().Weight)
 		if best == nil || score < bestScore {
 			best, bestScore = n, score
 		}
@@ -493,7 +497,7 @@ func powerOfTwo(nodes []*Node, now int64) *Node {
 }
 
 func cost(n *Node) float64 {
-	return float64(n.Latency()) * float64(n.active.Load()+1) / float64(n.spec.Weight)
+	return float64(n.Latency()) * float64(n.active.Load()+1) / float64(n.sp().Weight)
 }
 
 // Ready returns nil when at least one node is up and has passed a probe

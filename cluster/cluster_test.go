@@ -745,3 +745,82 @@ func TestReadyNeedsAPassedProbe(t *testing.T) {
 		t.Errorf("Ready once b passed a probe: %v", err)
 	}
 }
+
+// TestBreakerKeyTrial: half-open, the lookups of one command (several keys
+// of the node, a transaction) are all admitted within the trial window;
+// before, the first claimed the trial, the second was refused, nothing was
+// sent, and the unanswered trial kept the node refused for good. A trial
+// that is never answered lapses after the open timeout.
+func TestBreakerKeyTrial(t *testing.T) {
+	const openFor = 150 * time.Millisecond
+	f := newCluster(t, specs("a:1", "b:1"), cluster.Options{
+		Breaker: cluster.BreakerOptions{Enabled: true, FailureThreshold: 1, OpenTimeout: openFor},
+		Health:  health.Options{FailThreshold: 1000},
+	})
+	var ka, kb []byte // keys of a
+	for i := 0; kb == nil; i++ {
+		k := []byte(fmt.Sprintf("k%d", i))
+		if n, _ := f.c.PickKey(k); n.Addr() == "a:1" {
+			if ka == nil {
+				ka = k
+			} else {
+				kb = k
+			}
+		}
+	}
+	a := f.node("a:1")
+	a.Begin()
+	a.End(time.Millisecond, errors.New("connection refused"))
+	if _, err := f.c.PickKey(ka); err == nil {
+		t.Fatal("open breaker: key admitted")
+	}
+	time.Sleep(openFor + 10*time.Millisecond)
+	for _, k := range [][]byte{ka, kb, ka} {
+		if _, err := f.c.PickKey(k); err != nil {
+			t.Fatalf("half-open, one command's lookups: %v", err)
+		}
+	}
+	time.Sleep(30 * time.Millisecond) // past the window: the trial waits for its answer
+	if _, err := f.c.PickKey(ka); err == nil {
+		t.Error("a second trial admitted while the first waits for its answer")
+	}
+	time.Sleep(openFor) // never answered: it lapses
+	if _, err := f.c.PickKey(ka); err != nil {
+		t.Errorf("an unanswered trial kept the node refused: %v", err)
+	}
+	a.Begin()
+	a.End(time.Millisecond, nil)
+	if s := a.Status().Breaker; s != "closed" {
+		t.Errorf("after the trial's success: %s", s)
+	}
+}
+
+// TestUpdateKeepsNodeState: a reload that changes a node's weight, region
+// or name keeps the same node (its breaker, counters, latency, and the
+// frontend's data that points back at it); before, a new node took its
+// place and the frontend went on reporting to the old one.
+func TestUpdateKeepsNodeState(t *testing.T) {
+	f := newCluster(t, specs("a:1", "b:1"), cluster.Options{
+		Breaker: cluster.BreakerOptions{Enabled: true, FailureThreshold: 1, OpenTimeout: time.Hour},
+		Health:  health.Options{FailThreshold: 1000},
+	})
+	a := f.node("a:1")
+	a.SetData("pool-a")
+	a.Begin()
+	a.End(5*time.Millisecond, nil)
+	a.Begin()
+	a.End(5*time.Millisecond, errors.New("connection refused"))
+	if err := f.c.Update([]cluster.NodeSpec{{Addr: "a:1", Weight: 3, Region: "eu"}, {Addr: "b:1", Weight: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if f.node("a:1") != a {
+		t.Fatal("a new node for a:1 after its weight changed")
+	}
+	if sp := a.Spec(); sp.Weight != 3 || sp.Region != "eu" {
+		t.Errorf("spec after the reload: %+v", sp)
+	}
+	st := a.Status()
+	if st.Breaker != "open" || st.Requests != 2 || a.Latency() == 0 || a.Data() != "pool-a" {
+		t.Errorf("state lost in the reload: %+v latency %v data %v", st, a.Latency(), a.Data())
+	}
+}

@@ -52,7 +52,7 @@ func (col *Collector) Collect(ch chan<- prometheus.Metric) {
 	col.mu.Unlock()
 	for _, c := range cs {
 		for _, n := range c.Nodes() {
-			lv := []string{c.opts.Name, n.spec.Addr}
+			lv := []string{c.opts.Name, n.sp().Addr}
 			ch <- prometheus.MustNewConstMetric(col.active, prometheus.GaugeValue, float64(n.active.Load()), lv...)
 			ch <- prometheus.MustNewConstMetric(col.requests, prometheus.CounterValue, float64(n.requests.Load()), lv...)
 			ch <- prometheus.MustNewConstMetric(col.failures, prometheus.CounterValue, float64(n.failures.Load()), lv...)

@@ -26,7 +26,7 @@ func (s NodeSpec) ringName() string {
 // Node is one backend node. Its counters are updated by the frontends
 // through Begin/End.
 type Node struct {
-	spec    NodeSpec
+	spec    atomic.Pointer[NodeSpec] // replaced by a reload that changes the weight, region or name
 	health  *health.Target
 	breaker breaker
 
@@ -37,11 +37,13 @@ type Node struct {
 	data     atomic.Pointer[any]
 }
 
+func (n *Node) sp() *NodeSpec { return n.spec.Load() }
+
 // Addr is the node's address.
-func (n *Node) Addr() string { return n.spec.Addr }
+func (n *Node) Addr() string { return n.sp().Addr }
 
 // Spec returns the node's description.
-func (n *Node) Spec() NodeSpec { return n.spec }
+func (n *Node) Spec() NodeSpec { return *n.sp() }
 
 // Up reports whether the health map has the node up.
 func (n *Node) Up() bool { return n.health.Up() }
@@ -135,9 +137,9 @@ type Status struct {
 func (n *Node) Status() Status {
 	s := Status{
 		Status:            n.health.Status(),
-		Weight:            n.spec.Weight,
-		Region:            n.spec.Region,
-		Name:              n.spec.Name,
+		Weight:            n.sp().Weight,
+		Region:            n.sp().Region,
+		Name:              n.sp().Name,
 		ActiveConnections: n.active.Load(),
 		Requests:          n.requests.Load(),
 		Failures:          n.failures.Load(),
