@@ -428,19 +428,29 @@ func (c *Cluster) pickIn(t *tier, now int64) *Node {
 }
 
 // leastLoaded returns the eligible node with the fewest active requests
-// per unit of weight; ties go round robin.
+// per unit of weight; ties (an idle cluster: all at 0) go to one of them
+// at random in proportion to its weight, so that weights hold there too.
 func leastLoaded(nodes []*Node, now int64, start uint64) *Node {
 	var best *Node
 	var bestScore float64
+	tiedWeight := 0
 	l := uint64(len(nodes))
 	for i := range l {
 		n := nodes[(start+i)%l]
 		if !n.eligible(now) {
 			continue
 		}
-		score := float64(n.active.Load()) / float64(n.sp().Weight)
-		if best == nil || score < bestScore {
-			best, bestScore = n, score
+		w := n.sp().Weight
+		score := float64(n.active.Load()) / float64(w)
+		switch {
+		case best == nil || score < bestScore:
+			best, bestScore, tiedWeight = n, score, w
+		case score == bestScore:
+			// weighted reservoir choice among the tied
+			tiedWeight += w
+			if rand.IntN(tiedWeight) < w {
+				best = n
+			}
 		}
 	}
 	return best

@@ -824,3 +824,24 @@ func TestUpdateKeepsNodeState(t *testing.T) {
 		t.Errorf("state lost in the reload: %+v latency %v data %v", st, a.Latency(), a.Data())
 	}
 }
+
+// TestLeastConnectionsWeights: with no request in flight (every node at
+// 0, as in an idle cluster), least_connections follows the weights (it
+// went round robin, 1:1 for weights 1 and 3); with requests in flight the
+// least loaded per unit of weight wins.
+func TestLeastConnectionsWeights(t *testing.T) {
+	f := newCluster(t, []cluster.NodeSpec{{Addr: "a:1", Weight: 1}, {Addr: "b:1", Weight: 3}}, cluster.Options{Policy: cluster.LeastConnections})
+	got := f.picks(4000)
+	if got["b:1"] < 2700 || got["b:1"] > 3300 {
+		t.Errorf("idle, weights 1 and 3: %v, want about 1000 and 3000", got)
+	}
+	b := f.node("b:1")
+	b.AddActive(4) // 4/3 in flight per unit of weight on b, 0 on a
+	if got := f.picks(50); got["a:1"] != 50 {
+		t.Errorf("with b loaded: %v, want every pick on a", got)
+	}
+	f.node("a:1").AddActive(2) // 2 per unit on a, 4/3 on b
+	if got := f.picks(50); got["b:1"] != 50 {
+		t.Errorf("with a more loaded per weight: %v, want every pick on b", got)
+	}
+}

@@ -64,6 +64,10 @@ func (n *Node) eligible(now int64) bool {
 	return n.health.Up() && n.breaker.mayTry(now)
 }
 
+// AddActive counts n requests starting (n > 0) or ending on the node, for
+// multiplexed connections that count them in batches.
+func (n *Node) AddActive(d int64) { n.active.Add(d) }
+
 // Begin counts a request (or a connection) starting on the node.
 func (n *Node) Begin() { n.active.Add(1) }
 

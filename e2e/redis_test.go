@@ -253,6 +253,8 @@ type nodeReport struct {
 	Addr      string `json:"addr"`
 	State     string `json:"state"`
 	LastError string `json:"last_error"`
+	Active    int64  `json:"active_connections"`
+	Requests  uint64 `json:"requests"`
 }
 
 // nodeStates is /nodes of the redis cluster, by address.
@@ -4596,4 +4598,52 @@ func TestRedisBusyNodeStaysUp(t *testing.T) {
 	if got := r.do("GET", k); got != bulk("v") {
 		t.Errorf("GET once the script was killed: %q", got)
 	}
+}
+
+// TestRedisLeastConnections: the requests in flight on a node count for
+// least_connections and show in /nodes (nothing counted them: the policy
+// went round robin and ignored the weights); with none in flight the
+// weights hold.
+func TestRedisLeastConnections(t *testing.T) {
+	nodes := harness.RedisNodes(t, 2)
+	addrs := harness.RedisAddrs(nodes)
+	e := newRedisEnv(t, nodes, envOpts{env: map[string]string{"LOAD_BALANCE_ALGORITHM": "least_connections",
+		"REDIS_CLUSTER_NODES": addrs[0] + ":1," + addrs[1] + ":3"}})
+	calls := func(i int) int64 {
+		out, err := nodes[i].Do("INFO", "commandstats")
+		noErr(t, "INFO commandstats", err)
+		for _, l := range strings.Split(out, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "cmdstat_time:calls="); ok {
+				n, _ := strconv.ParseInt(v[:strings.IndexByte(v, ',')], 10, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	r := e.raw()
+	for range 400 {
+		r.do("TIME")
+	}
+	if a, b := calls(0), calls(1); b < 240 || b > 360 {
+		t.Errorf("TIME with weights 1 and 3, least_connections: %d and %d, want about 100 and 300", a, b)
+	}
+
+	// requests waiting on paused nodes are in flight there
+	for _, n := range nodes {
+		_, err := n.Do("CLIENT", "PAUSE", "1500", "ALL")
+		noErr(t, "CLIENT PAUSE", err)
+	}
+	w := e.raw()
+	for i := range 20 {
+		w.send(mbulk("GET", "lc"+strconv.Itoa(i)))
+	}
+	inFlight := func() int64 {
+		st := e.nodeStates()
+		return st[addrs[0]].Active + st[addrs[1]].Active
+	}
+	eventually(t, time.Second, "the waiting requests counted on the paused nodes", func() bool { return inFlight() == 20 })
+	for range 20 {
+		w.mustReply()
+	}
+	eventually(t, 3*time.Second, "nothing in flight once answered", func() bool { return inFlight() == 0 })
 }

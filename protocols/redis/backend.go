@@ -288,7 +288,7 @@ func (bc *backendConn) dial() {
 		pending := bc.pending
 		bc.pending = nil
 		bc.out = bc.out[:0]
-		bc.inflight.Store(0)
+		bc.addInflight(-bc.inflight.Load())
 		bc.mu.Unlock()
 		bc.pool.node.Observe(0, err)
 		failAll(pending, bc.pool.addr, err)
@@ -377,12 +377,19 @@ func (bc *backendConn) writeLoop(conn net.Conn, gen uint64, kick, done chan stru
 	}
 }
 
+// addInflight counts requests sent (n > 0) or answered or failed (n < 0),
+// on the connection and on its node (least_connections reads the node's).
+func (bc *backendConn) addInflight(n int64) int64 {
+	bc.pool.node.AddActive(n)
+	return bc.inflight.Add(n)
+}
+
 func (bc *backendConn) appendLocked(parts [][]byte, reqs []*request) {
 	for _, p := range parts {
 		bc.out = append(bc.out, p...)
 	}
 	bc.pending = append(bc.pending, reqs...)
-	if n := int64(len(reqs)); bc.inflight.Add(n) == n {
+	if n := int64(len(reqs)); bc.addInflight(n) == n {
 		bc.progress.Store(time.Now().UnixNano()) // the clock starts
 	}
 }
@@ -465,7 +472,7 @@ func (bc *backendConn) abort(gen uint64, err error) {
 		pending := bc.pending
 		bc.pending = nil
 		bc.out = bc.out[:0]
-		bc.inflight.Add(-int64(len(pending)))
+		bc.addInflight(-int64(len(pending)))
 		bc.mu.Unlock()
 		failAll(pending, bc.pool.addr, err)
 		return
@@ -525,7 +532,7 @@ func (bc *backendConn) readLoop(conn net.Conn, gen uint64, done chan struct{}) {
 		pending = append(pending, bc.pending...)
 		bc.pending = nil
 		bc.out = bc.out[:0]
-		bc.inflight.Store(0)
+		bc.addInflight(-bc.inflight.Load())
 	}
 	err := bc.lastErr
 	if err == nil {
@@ -599,7 +606,7 @@ func (rd *replyReader) process() error {
 		// request count, latency EWMA).
 		now := time.Now().UnixNano()
 		bc.progress.Store(now)
-		bc.inflight.Add(-int64(completed))
+		bc.addInflight(-int64(completed))
 		rd.node.ObserveSuccess(answered, time.Duration(now-bc.lastWrite.Load()))
 	}
 	if procErr != nil {
