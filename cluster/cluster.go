@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -500,14 +501,25 @@ func powerOfTwo(nodes []*Node, now int64) *Node {
 	if b == nil || a == b {
 		return a
 	}
-	if cost(b) < cost(a) {
+	if cost(b, now) < cost(a, now) {
 		return b
 	}
 	return a
 }
 
-func cost(n *Node) float64 {
-	return float64(n.Latency()) * float64(n.active.Load()+1) / float64(n.sp().Weight)
+// latencyHalfLife: a node's latency counts half as much for each half
+// second without a new sample, after the first. A node that was slow once loses every draw, so
+// gets no request that would measure it again: without the decay it was
+// never picked again for keyless commands; with it, it is tried again
+// within seconds, and a node still slow is measured slow and left again.
+const latencyHalfLife = float64(500 * time.Millisecond)
+
+func cost(n *Node, now int64) float64 {
+	lat := float64(n.Latency())
+	if age := float64(now - n.sampledAt.Load()); age > latencyHalfLife && lat > 0 {
+		lat *= math.Exp2(-(age - latencyHalfLife) / latencyHalfLife)
+	}
+	return lat * float64(n.active.Load()+1) / float64(n.sp().Weight)
 }
 
 // Ready returns nil when at least one node is up and has passed a probe

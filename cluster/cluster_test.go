@@ -845,3 +845,29 @@ func TestLeastConnectionsWeights(t *testing.T) {
 		t.Errorf("with a more loaded per weight: %v, want every pick on b", got)
 	}
 }
+
+// TestLatencyBasedTriesAgain: a node that was slow once, and so lost every
+// draw and got no request to measure it again, is tried again within
+// seconds (it was never picked again for keyless commands).
+func TestLatencyBasedTriesAgain(t *testing.T) {
+	f := newCluster(t, specs("a:1", "b:1"), cluster.Options{Policy: cluster.LatencyBased})
+	a, b := f.node("a:1"), f.node("b:1")
+	b.Begin()
+	b.End(100*time.Millisecond, nil) // once slow
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := f.c.Pick()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Begin()
+		n.End(time.Millisecond, nil) // both answer fast now
+		if n == b {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b not picked again in 20 s (a's latency %v, b's %v)", a.Latency(), b.Latency())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -30,11 +30,12 @@ type Node struct {
 	health  *health.Target
 	breaker breaker
 
-	active   atomic.Int64
-	requests atomic.Uint64
-	failures atomic.Uint64
-	ewmaNs   atomic.Uint64 // float64 bits of the latency EWMA in ns; 0 = no sample
-	data     atomic.Pointer[any]
+	active    atomic.Int64
+	requests  atomic.Uint64
+	failures  atomic.Uint64
+	ewmaNs    atomic.Uint64 // float64 bits of the latency EWMA in ns; 0 = no sample
+	sampledAt atomic.Int64  // unix ns of the last latency sample
+	data      atomic.Pointer[any]
 }
 
 func (n *Node) sp() *NodeSpec { return n.spec.Load() }
@@ -110,6 +111,7 @@ func (n *Node) ObserveSuccess(count int, latency time.Duration) {
 const ewmaAlpha = 0.2
 
 func (n *Node) observeLatency(d time.Duration) {
+	n.sampledAt.Store(time.Now().UnixNano())
 	v := float64(d)
 	for {
 		old := n.ewmaNs.Load()

@@ -26,7 +26,7 @@ var settings = []setting{
 		func(c *Config, v string) error { c.Log.Level = normLower(v); return nil }},
 	{"log.format", []string{"LOG_FORMAT"}, "log-format", "text or json",
 		func(c *Config, v string) error { c.Log.Format = normLower(v); return nil }},
-	{"load_balance", []string{"LOAD_BALANCE_ALGORITHM", "ROUTING_STRATEGY"}, "load-balance", "for keyless commands: round_robin (by weight), least_connections (fewest requests in flight per unit of weight; ties by weight) or latency_based (two random nodes, the lower latency EWMA times requests in flight, per unit of weight)",
+	{"load_balance", []string{"LOAD_BALANCE_ALGORITHM", "ROUTING_STRATEGY"}, "load-balance", "for keyless commands: round_robin (by weight), least_connections (fewest requests in flight per unit of weight; ties by weight) or latency_based (of two random nodes, the lower latency EWMA times requests in flight, per unit of weight; a latency not measured again fades, so a node slow once is tried again)",
 		func(c *Config, v string) error { c.LoadBalance = normalizePolicy(v); return nil }},
 	{"region_preference", []string{"REGION_PREFERENCE"}, "region-preference", "comma-separated regions, most preferred first",
 		func(c *Config, v string) error { c.RegionPreference = splitList(v); return nil }},
