@@ -368,7 +368,13 @@ func (c *Cluster) PickKey(key []byte) (*Node, error) {
 		if i < 0 {
 			return nil, ErrNoNode
 		}
-		return lr.nodes[i], nil
+		n := lr.nodes[i]
+		// The breaker holds keyed commands too (it does not move keys:
+		// only the health checks eject a node).
+		if n.breaker.enabled && !n.breaker.admit(time.Now().UnixNano(), trialWindow) {
+			return n, &UnavailableError{Addr: n.sp().Addr, Reason: "circuit breaker open"}
+		}
+		return n, nil
 	}
 	st := c.state.Load()
 	i := st.ring.Pick(key)

@@ -871,3 +871,20 @@ func TestLatencyBasedTriesAgain(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestAutoEjectBreaker: with auto-eject, the circuit breaker holds keyed
+// commands too, as without (it was skipped); it does not move keys.
+func TestAutoEjectBreaker(t *testing.T) {
+	f := newCluster(t, specs("a:1", "b:1"), cluster.Options{AutoEject: true,
+		Breaker: cluster.BreakerOptions{Enabled: true, FailureThreshold: 1, OpenTimeout: time.Hour},
+		Health:  health.Options{FailThreshold: 1000}})
+	k := keyOn(t, f.c, "a:1")
+	a := f.node("a:1")
+	a.Begin()
+	a.End(time.Millisecond, errors.New("connection refused"))
+	n, err := f.c.PickKey(k)
+	var ue *cluster.UnavailableError
+	if !errors.As(err, &ue) || n != a {
+		t.Errorf("auto-eject, breaker open: PickKey = %v, %v; want a and the breaker's error", n, err)
+	}
+}
