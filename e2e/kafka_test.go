@@ -3550,3 +3550,45 @@ func TestKafkaCoordinatorMovedRetried(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaFetchRecordsNeverNull: a partition left out of a fetch answer
+// for the client's MaxBytes (the parts of several brokers together were
+// over it) has empty records, as a broker sends, not null: kafka-python's
+// consumer crashed on null ("object of type 'NoneType' has no len()").
+func TestKafkaFetchRecordsNeverNull(t *testing.T) {
+	e := newKafkaEnv(t)
+	e.createTopic("fetchnull", 6)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := e.client(kgo.DefaultProduceTopic("fetchnull"), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	for i := range int32(6) {
+		if err := p.ProduceSync(ctx, &kgo.Record{Partition: i, Value: bytes.Repeat([]byte("B"), 200_000)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offsets := map[int32]int64{}
+	for i := range int32(6) {
+		offsets[i] = 0
+	}
+	for _, version := range []int16{4, 11} {
+		req := fetchRequest("fetchnull", 500, offsets)
+		req.Version = version
+		req.MinBytes = 1 << 20 // every broker's part in (kfake answers at MinBytes or MaxWait)
+		req.MaxBytes = 5000
+		left := 0
+		for _, rt := range raw(t, e.addr, req).(*kmsg.FetchResponse).Topics {
+			for _, rp := range rt.Partitions {
+				if rp.RecordBatches == nil {
+					t.Errorf("Fetch v%d: partition %d has null records", version, rp.Partition)
+				}
+				if len(rp.RecordBatches) == 0 {
+					left++
+				}
+			}
+		}
+		if left == 0 {
+			t.Errorf("Fetch v%d: every partition answered within MaxBytes 5000: the test tests nothing", version)
+		}
+	}
+}

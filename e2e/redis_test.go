@@ -1135,6 +1135,27 @@ func testLocal(t *testing.T, e *redisEnv, ctx context.Context) {
 			t.Errorf("CLIENT INFO %q lacks %q", info, want)
 		}
 	}
+	// every field a node gives, in its order (redis-py's client_info()
+	// failed on a missing qbuf)
+	keys := func(line string) []string {
+		var ks []string
+		for _, f := range strings.Fields(line) {
+			k, _, _ := strings.Cut(f, "=")
+			ks = append(ks, k)
+		}
+		return ks
+	}
+	nodeInfo := dialRaw(t, e.addrs[0]).do("CLIENT", "INFO")
+	ours := keys(info[strings.Index(info, "\r\n")+2:])
+	var missing []string
+	for _, k := range keys(nodeInfo[strings.Index(nodeInfo, "\r\n")+2:]) {
+		if !slices.Contains(ours, k) {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("CLIENT INFO lacks the node's fields %v: %q", missing, info)
+	}
 
 	// HELLO: RESP2 and RESP3 replies; the protocol switches
 	h3 := r.do("HELLO", "3")

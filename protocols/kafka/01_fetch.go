@@ -376,6 +376,7 @@ func fetchErrorPartition(p int32, code int16) kmsg.FetchResponseTopicPartition {
 	rp := kmsg.NewFetchResponseTopicPartition()
 	rp.Partition = p
 	rp.ErrorCode = code
+	rp.RecordBatches = []byte{} // empty, not null, as from a broker
 	return rp
 }
 
@@ -586,7 +587,7 @@ func (c *clientConn) finishFetch(op *fetchOp) {
 			}
 			if n := len(p.RecordBatches); n > 0 {
 				if limit > 0 && total > 0 && total+n > limit {
-					p.RecordBatches = nil
+					p.RecordBatches = []byte{} // empty, as a broker sends it: null broke kafka-python
 					p.AbortedTransactions = nil
 				} else {
 					total += n

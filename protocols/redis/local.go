@@ -270,13 +270,24 @@ func hClientInfo(c *client, _ *route, _ resp.Command, _ int) {
 	if c.ps != nil {
 		subs, psubs, ssubs = c.ps.counts()
 	}
-	multi := -1
+	multi, flags := -1, ""
 	if c.tx != nil {
-		multi = len(c.tx.cmds)
+		multi, flags = c.tx.n, "x"
 	}
-	line := fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=0 flags=N db=0 sub=%d psub=%d ssub=%d multi=%d user=%s lib-name=%s lib-ver=%s resp=%d\n",
-		c.id, c.conn.RemoteAddr(), c.conn.LocalAddr(), c.name, int(time.Since(c.started).Seconds()),
-		subs, psubs, ssubs, multi, userName(c.user), c.libs[0], c.libs[1], c.proto)
+	if subs+psubs+ssubs > 0 {
+		flags += "P"
+	}
+	if flags == "" {
+		flags = "N"
+	}
+	// Every field of Redis 7.2's, in its order: clients parse them all
+	// (redis-py's client_info() failed on a missing qbuf). The buffer
+	// and memory fields are the ambassador's to know, not a node's: 0.
+	line := fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=0 flags=%s db=0 sub=%d psub=%d ssub=%d multi=%d "+
+		"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|info "+
+		"user=%s redir=-1 resp=%d lib-name=%s lib-ver=%s\n",
+		c.id, c.conn.RemoteAddr(), c.conn.LocalAddr(), c.name, int(time.Since(c.started).Seconds()), flags,
+		subs, psubs, ssubs, multi, userName(c.user), c.proto, c.libs[0], c.libs[1])
 	r := c.addReq()
 	r.reply = resp.AppendVerbatim(r.reply[:0], line, c.proto)
 }
