@@ -932,6 +932,12 @@ func testKeyspace(t *testing.T, e *redisEnv, ctx context.Context) {
 	} else if h, _ := strconv.ParseFloat(human[:len(human)-1], 64); strings.HasSuffix(human, "M") && math.Abs(h*(1<<20)-float64(used)) > 0.01*(1<<20) {
 		t.Errorf("INFO memory: used_memory_human %s is not used_memory %d", human, used)
 	}
+	// INFO server gives the ambassador's port, not a node's
+	srvInfo, err := c.Info(ctx, "server").Result()
+	noErr(t, "INFO server", err)
+	if got, want := field(srvInfo, "tcp_port"), e.addr[strings.LastIndexByte(e.addr, ':')+1:]; got != want {
+		t.Errorf("INFO server tcp_port %s, want the ambassador's %s", got, want)
+	}
 	node0mem, _ := e.direct[0].Info(ctx, "memory").Result()
 	if got, want := field(mem, "total_system_memory"), field(node0mem, "total_system_memory"); got != want {
 		t.Errorf("INFO total_system_memory %s, a node's is %s (the host's: not a sum)", got, want)

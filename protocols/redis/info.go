@@ -3,6 +3,8 @@ package redis
 import (
 	"bytes"
 	"fmt"
+	"net"
+	"os"
 	"strconv"
 	"strings"
 
@@ -125,7 +127,11 @@ func mergeInfo(c *client, r *request) {
 		}
 		b.WriteString("# " + sec.name + "\r\n")
 		for i, v := range mergeSection(sec) {
-			b.WriteString(sec.fields[i].key + ":" + v + "\r\n")
+			key := sec.fields[i].key
+			if sec.name == "Server" {
+				v = c.f.ownServerField(key, v)
+			}
+			b.WriteString(key + ":" + v + "\r\n")
 		}
 	}
 	if r.aux == 1 {
@@ -299,4 +305,19 @@ func bytesToHuman(n uint64) string {
 		}
 	}
 	return strconv.FormatUint(n, 10) + "B"
+}
+
+// ownServerField gives the ambassador's own port and process id in INFO
+// server, not a node's: the client connects to the ambassador, and is not
+// to learn a backend's address.
+func (f *Frontend) ownServerField(key, v string) string {
+	switch key {
+	case "tcp_port":
+		if a, ok := f.Addr().(*net.TCPAddr); ok {
+			return strconv.Itoa(a.Port)
+		}
+	case "process_id":
+		return strconv.Itoa(os.Getpid())
+	}
+	return v
 }
