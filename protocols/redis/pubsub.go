@@ -391,11 +391,7 @@ func hSubscribe(c *client, rt *route, cmd resp.Command, start int) {
 			out, done = ps.completeLocked(out)
 		}
 		ps.mu.Unlock()
-		var werr error
-		if len(out) > 0 {
-			_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
-			_, werr = c.conn.Write(out)
-		}
+		werr := c.writePush(out)
 		c.wmu.Unlock()
 		if done {
 			c.finish()
@@ -601,12 +597,8 @@ func (pc *psConn) relay() {
 			var done bool
 			out, done = ps.completeLocked(out)
 			ps.mu.Unlock()
-			var werr error
-			if len(out) > 0 {
-				_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
-				_, werr = c.conn.Write(out)
-				out = out[:0]
-			}
+			werr := c.writePush(out)
+			out = out[:0]
 			c.wmu.Unlock()
 			if done {
 				c.finish() // after its confirmations are written
@@ -633,6 +625,17 @@ func (pc *psConn) relay() {
 	}
 	pc.conn.Close()
 	pc.lost()
+}
+
+// writePush writes what Pub/Sub has for the client (messages,
+// confirmations), with wmu held.
+func (c *client) writePush(out []byte) error {
+	if len(out) == 0 {
+		return nil
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
+	_, err := c.conn.Write(out)
+	return err
 }
 
 func unsubscribeOf(kind string) string {
@@ -699,11 +702,8 @@ func (pc *psConn) lost() {
 	pc.sent = nil
 	out, done := ps.completeLocked(out)
 	ps.mu.Unlock()
-	if len(out) > 0 {
-		_ = c.conn.SetWriteDeadline(time.Now().Add(c.f.writeTimeout()))
-		if _, err := c.conn.Write(out); err != nil {
-			c.closeAsync()
-		}
+	if err := c.writePush(out); err != nil {
+		c.closeAsync()
 	}
 	c.wmu.Unlock()
 	if done {
