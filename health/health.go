@@ -241,7 +241,7 @@ func (c *Checker) Target(addr string) *Target {
 	}
 	t := &Target{addr: addr, c: c, since: time.Now()}
 	c.targets[addr] = t
-	c.opts.Metrics.setState(c.opts.Cluster, addr, Up)
+	c.opts.Metrics.initState(c.opts.Cluster, addr)
 	select {
 	case c.kick <- struct{}{}: // probe new nodes soon
 	default:

@@ -285,6 +285,18 @@ func TestSetTargets(t *testing.T) {
 	if v, ok := nodeGauge(t, reg, "ambassador_health_node_up", "d:1"); !ok || v != 1 {
 		t.Errorf("ambassador_health_node_up{node=d:1} = %v (exported %v), want 1", v, ok)
 	}
+	// a node's creation is not a transition: c went through none, b one (down)
+	for node, want := range map[string]int{"c:1": 0, "b:1": 1} {
+		n := 0
+		for _, s := range seriesOf(t, reg, node) {
+			if strings.HasPrefix(s, "ambassador_health_transitions_total") {
+				n++
+			}
+		}
+		if n != want {
+			t.Errorf("%s: %d transition series, want %d: %v", node, n, want, seriesOf(t, reg, node))
+		}
+	}
 }
 
 // nodeGauge returns the gauge name{node=node} and whether it is exported.

@@ -52,6 +52,15 @@ func (m *Metrics) setState(cluster, node string, s State) {
 	m.transitions.WithLabelValues(cluster, node, s.String()).Inc()
 }
 
+// initState exports a new node's gauge (up, as nodes start) without
+// counting a transition: none happened.
+func (m *Metrics) initState(cluster, node string) {
+	if m == nil {
+		return
+	}
+	m.up.WithLabelValues(cluster, node).Set(1)
+}
+
 func (m *Metrics) remove(cluster, node string) {
 	if m == nil {
 		return
