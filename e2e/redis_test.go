@@ -3511,16 +3511,7 @@ func TestRedisSlowReaderStallsNoOne(t *testing.T) {
 	go func() { _, _ = slow.Write([]byte(strings.Repeat(mbulk("GET", "big"), gets))) }()
 	time.Sleep(500 * time.Millisecond)
 
-	c := e.client(2, func(o *redis.Options) { o.ReadTimeout = 30 * time.Second })
-	var worst time.Duration
-	for i := range 20 {
-		start := time.Now()
-		if err := c.Get(ctx, "other").Err(); err != nil {
-			t.Fatalf("GET %d of another client: %v", i, err)
-		}
-		worst = max(worst, time.Since(start))
-		time.Sleep(20 * time.Millisecond)
-	}
+	worst := worstGet(t, ctx, e.client(2, func(o *redis.Options) { o.ReadTimeout = 30 * time.Second }), 20)
 	// (the first GET may wait for the node's 30 MB of replies on the
 	// shared connection ahead of it, not for the slow client to read;
 	// held by the slow client, it would wait out the 10 s write timeout)
@@ -3537,6 +3528,21 @@ func TestRedisSlowReaderStallsNoOne(t *testing.T) {
 			t.Fatalf("slow client's reply %d: %v (%d bytes, want the value)", i, err, len(buf))
 		}
 	}
+}
+
+// worstGet runs n GETs of "other", 20 ms apart, and returns the slowest.
+func worstGet(t *testing.T, ctx context.Context, c *redis.Client, n int) time.Duration {
+	t.Helper()
+	var worst time.Duration
+	for i := range n {
+		start := time.Now()
+		if err := c.Get(ctx, "other").Err(); err != nil {
+			t.Fatalf("GET %d of another client: %v", i, err)
+		}
+		worst = max(worst, time.Since(start))
+		time.Sleep(20 * time.Millisecond)
+	}
+	return worst
 }
 
 // TestRedisSlowSubscriberStallsNoOne: a RESP3 subscriber that does not
@@ -3562,16 +3568,7 @@ func TestRedisSlowSubscriberStallsNoOne(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 
 	// a RESP3 client: RESP3 clients share the node connection the slow one uses
-	c := e.client(3, func(o *redis.Options) { o.ReadTimeout = 30 * time.Second })
-	var worst time.Duration
-	for i := range 10 {
-		start := time.Now()
-		if err := c.Get(ctx, "other").Err(); err != nil {
-			t.Fatalf("GET %d of another client: %v", i, err)
-		}
-		worst = max(worst, time.Since(start))
-		time.Sleep(20 * time.Millisecond)
-	}
+	worst := worstGet(t, ctx, e.client(3, func(o *redis.Options) { o.ReadTimeout = 30 * time.Second }), 10)
 	if worst > 5*time.Second {
 		t.Errorf("a subscriber not reading its messages held another client of the same node: worst GET %v", worst)
 	}
