@@ -141,13 +141,7 @@ func hWait(c *client, rt *route, cmd resp.Command, start int) {
 	}
 	touched := c.touched
 	if len(touched) == 0 {
-		for _, n := range c.f.cl.Nodes() {
-			if n.Up() {
-				sub := c.newReq()
-				parent.subs = append(parent.subs, sub)
-				c.forwardBytes(c.blocker(c.f.poolOf(n)), sub, raw)
-			}
-		}
+		c.toUpNodesOwn(parent, raw)
 	} else {
 		parent.aux = waitPairs
 		for _, p := range touched {

@@ -289,13 +289,7 @@ func hAllKill(c *client, _ *route, cmd resp.Command, start int) {
 	}
 	parent := c.addReq()
 	parent.merge = mergeAnyOK
-	for _, n := range c.f.cl.Nodes() {
-		if n.Up() {
-			sub := c.newReq()
-			parent.subs = append(parent.subs, sub)
-			c.forwardBytes(c.blocker(c.f.poolOf(n)), sub, raw)
-		}
-	}
+	c.toUpNodesOwn(parent, raw)
 	if len(parent.subs) == 0 {
 		parent.merge = nil
 		parent.reply = resp.AppendError(parent.reply[:0], "ERR no backend node is available")
@@ -303,6 +297,19 @@ func hAllKill(c *client, _ *route, cmd resp.Command, start int) {
 	}
 	c.barrier, c.sync = true, true
 }
+
+// toUpNodesOwn sends raw to every node that is up over the client's own
+// connections, a subrequest of parent each.
+func (c *client) toUpNodesOwn(parent *request, raw []byte) {
+	for _, n := range c.f.cl.Nodes() {
+		if n.Up() {
+			sub := c.newReq()
+			parent.subs = append(parent.subs, sub)
+			c.forwardBytes(c.blocker(c.f.poolOf(n)), sub, raw)
+		}
+	}
+}
+
 func hRandomKey(c *client, _ *route, cmd resp.Command, start int) { c.fanout(cmd, start, mergeRandom) }
 func hScriptExists(c *client, _ *route, cmd resp.Command, start int) {
 	c.fanout(cmd, start, mergeAndInts)
